@@ -1,0 +1,46 @@
+# Boxoffice — every target is a command a newcomer can run. `make help` lists them.
+SHELL := /bin/bash
+UV ?= uv
+PY := $(UV) run --frozen
+PROTO_OUT := libs/contracts
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: ## install the locked dependencies into .venv (installs uv if missing)
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+
+.PHONY: proto
+proto: install ## regenerate the Python message code from proto/
+	rm -rf $(PROTO_OUT)/boxoffice
+	$(PY) python -m grpc_tools.protoc -Iproto --python_out=$(PROTO_OUT) --mypy_out=$(PROTO_OUT) \
+		$$(find proto -name '*.proto' | sort)
+	find $(PROTO_OUT)/boxoffice -type d -exec touch {}/__init__.py \;
+
+.PHONY: run
+run: install ## start every service locally on embedded PostgreSQL and Redis (Ctrl-C stops all)
+	$(PY) boxoffice-dev run
+
+.PHONY: test
+test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis, workers)
+	$(PY) pytest tests
+
+.PHONY: lint
+lint: install ## ruff and mypy --strict
+	$(PY) ruff check .
+	$(PY) ruff format --check .
+	$(PY) mypy libs services tools tests
+
+.PHONY: format
+format: install ## format the code with ruff
+	$(PY) ruff check --fix .
+	$(PY) ruff format .
+
+.PHONY: clean
+clean: ## remove local state (embedded database, mail, logs) under var/
+	rm -rf var/

@@ -1,0 +1,1 @@
+"""The Boxoffice schema, engine and session helpers shared by the services."""

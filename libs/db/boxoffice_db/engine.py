@@ -1,0 +1,57 @@
+"""One engine per process, tagged with the service's `application_name`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from boxoffice_settings import get_settings
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """Accept plain `postgresql://` URLs and use the psycopg 3 driver for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url[len(prefix) :]
+    return database_url
+
+
+def make_engine(database_url: str, application_name: str, pool_size: int = 10) -> Engine:
+    """Build an engine whose connections name the service in pg_stat_activity."""
+    return create_engine(
+        sqlalchemy_url(database_url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"application_name": application_name, "connect_timeout": 5},
+    )
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    """Return this process's engine, built from the settings on first use."""
+    settings = get_settings()
+    return make_engine(settings.database_url, settings.service_name, settings.db_pool_size)
+
+
+@lru_cache(maxsize=1)
+def get_sessionmaker() -> sessionmaker[Session]:
+    return sessionmaker(get_engine(), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on error."""
+    with get_sessionmaker().begin() as session:
+        yield session
+
+
+def dispose_engine() -> None:
+    """Drop pooled connections; call in a child process after fork."""
+    if get_engine.cache_info().currsize:
+        get_engine().dispose(close=False)

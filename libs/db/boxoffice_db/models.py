@@ -1,0 +1,274 @@
+"""SQLAlchemy 2 models: PostgreSQL is the source of truth for every seat and booking."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        uuid.UUID: UUID(as_uuid=True),
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSONB,
+    }
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(primary_key=True, default=uuid.uuid4)
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(server_default=func.now())
+
+
+class BookingStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+
+
+class SeatState(enum.StrEnum):
+    AVAILABLE = "available"
+    HELD = "held"
+    SOLD = "sold"
+    BLOCKED = "blocked"
+
+
+class Venue(Base):
+    __tablename__ = "venues"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = _created_at()
+
+    screens: Mapped[list[Screen]] = relationship(back_populates="venue")
+
+
+class Screen(Base):
+    __tablename__ = "screens"
+    __table_args__ = (UniqueConstraint("venue_id", "name"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created_at()
+
+    venue: Mapped[Venue] = relationship(back_populates="screens")
+    seats: Mapped[list[Seat]] = relationship(
+        back_populates="screen", order_by="(Seat.row_label, Seat.number)"
+    )
+
+
+class Seat(Base):
+    """A seat of a screen's seat map."""
+
+    __tablename__ = "seats"
+    __table_args__ = (UniqueConstraint("screen_id", "label"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    screen_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("screens.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(16))
+    row_label: Mapped[str] = mapped_column(String(8))
+    number: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(32), default="standard")
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    screen: Mapped[Screen] = relationship(back_populates="seats")
+
+
+class Showtime(Base):
+    __tablename__ = "showtimes"
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="ends_after_start"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    screen_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("screens.id", ondelete="RESTRICT"))
+    film_title: Mapped[str] = mapped_column(String(300))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    currency: Mapped[str] = mapped_column(String(3), default="INR")
+    created_at: Mapped[datetime] = _created_at()
+
+    screen: Mapped[Screen] = relationship()
+    prices: Mapped[list[ShowtimePrice]] = relationship(back_populates="showtime")
+
+
+class ShowtimePrice(Base):
+    __tablename__ = "showtime_prices"
+    __table_args__ = (CheckConstraint("amount_minor >= 0", name="amount_not_negative"),)
+
+    showtime_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("showtimes.id", ondelete="CASCADE"), primary_key=True
+    )
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+    showtime: Mapped[Showtime] = relationship(back_populates="prices")
+
+
+class ShowtimeSeat(Base):
+    """One row per seat of a showtime; its single `booking_id` is what forbids double booking.
+
+    A hold is a conditional UPDATE that only succeeds on a row that is available or whose
+    hold has lapsed, so two bookings can never own the same row at once.
+    """
+
+    __tablename__ = "showtime_seats"
+    __table_args__ = (
+        CheckConstraint(
+            "(state IN ('held', 'sold')) = (booking_id IS NOT NULL)", name="owner_matches_state"
+        ),
+        CheckConstraint("(state = 'held') = (hold_expires_at IS NOT NULL)", name="hold_has_expiry"),
+        Index("ix_showtime_seats_booking_id", "booking_id"),
+    )
+
+    showtime_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("showtimes.id", ondelete="CASCADE"), primary_key=True
+    )
+    label: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seat_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("seats.id", ondelete="RESTRICT"))
+    category: Mapped[str] = mapped_column(String(32))
+    state: Mapped[SeatState] = mapped_column(
+        Enum(SeatState, name="seat_state", values_callable=lambda e: [m.value for m in e])
+    )
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bookings.id", ondelete="SET NULL")
+    )
+    hold_expires_at: Mapped[datetime | None]
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        Index(
+            "ix_bookings_pending_expires_at",
+            "expires_at",
+            postgresql_where=text("status = 'PENDING'"),
+        ),
+        Index("ix_bookings_customer_email", "customer_email"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    showtime_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("showtimes.id", ondelete="RESTRICT"))
+    status: Mapped[BookingStatus] = mapped_column(
+        Enum(BookingStatus, name="booking_status", values_callable=lambda e: [m.value for m in e])
+    )
+    customer_email: Mapped[str] = mapped_column(String(320))
+    customer_phone: Mapped[str | None] = mapped_column(String(20))
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = _created_at()
+    confirmed_at: Mapped[datetime | None]
+    expired_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+
+    seats: Mapped[list[BookingSeat]] = relationship(
+        back_populates="booking", order_by="BookingSeat.label"
+    )
+    showtime: Mapped[Showtime] = relationship()
+
+
+class BookingSeat(Base):
+    """The seats a booking asked for and their prices, kept after the seats are released."""
+
+    __tablename__ = "booking_seats"
+
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True
+    )
+    label: Mapped[str] = mapped_column(String(16), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32))
+    price_minor: Mapped[int] = mapped_column(BigInteger)
+
+    booking: Mapped[Booking] = relationship(back_populates="seats")
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    provider_reference: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class OutboxEvent(Base):
+    """An event written in the same transaction as the state change it announces."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    aggregate_id: Mapped[uuid.UUID]
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = _created_at()
+    published_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Delivery(Base):
+    """One row per (event, channel): the notifier's inbox, so a redelivery sends nothing twice."""
+
+    __tablename__ = "deliveries"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created_at()
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiKey(Base):
+    """An API key, stored as a SHA-256 hash of the random key; the key itself is never kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    created_at: Mapped[datetime] = _created_at()
+    revoked_at: Mapped[datetime | None]

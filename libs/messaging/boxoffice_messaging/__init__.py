@@ -1,0 +1,1 @@
+"""Celery configuration, queue names and the transactional outbox, shared by the services."""

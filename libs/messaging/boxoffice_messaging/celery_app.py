@@ -1,0 +1,42 @@
+"""The Celery settings every service shares (see DESIGN.md, "Celery settings")."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from boxoffice_messaging.routes import QUEUE_EMAIL, QUEUE_REAPER, QUEUE_SMS
+from boxoffice_settings import Settings
+
+
+def create_celery_app(name: str, settings: Settings) -> Celery:
+    """A Celery app on the Redis broker with at-least-once, JSON-only delivery."""
+    app = Celery(name, broker=settings.redis_url)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_track_started=True,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_transport_options={
+            "visibility_timeout": settings.celery_visibility_timeout_seconds,
+            "socket_keepalive": True,
+            "health_check_interval": 10,
+        },
+        task_queues=[Queue(QUEUE_EMAIL), Queue(QUEUE_SMS), Queue(QUEUE_REAPER)],
+        task_create_missing_queues=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
+        enable_utc=True,
+        timezone="UTC",
+    )
+    return app

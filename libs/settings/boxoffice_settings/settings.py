@@ -1,0 +1,87 @@
+"""One pydantic-settings `Settings`, built once per process from environment variables."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Configuration shared by all services; each service reads the part it needs."""
+
+    model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", extra="ignore")
+
+    env: Environment = Environment.PRODUCTION
+    service_name: str = "boxoffice"
+
+    database_url: str = Field(
+        validation_alias=AliasChoices("DATABASE_URL", "BOXOFFICE_DATABASE_URL"),
+    )
+    redis_url: str = Field(validation_alias=AliasChoices("REDIS_URL", "BOXOFFICE_REDIS_URL"))
+    db_pool_size: int = Field(default=10, ge=1)
+
+    # Holds
+    hold_ttl_seconds: int = Field(default=600, ge=1)
+    max_seats_per_hold: int = Field(default=10, ge=1)
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_workers: int = Field(default=1, ge=1)
+    bootstrap_api_key: SecretStr | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Outbox relay
+    relay_batch_size: int = Field(default=200, ge=1)
+    relay_poll_interval_seconds: float = Field(default=0.05, gt=0)
+
+    # Reaper and scheduler
+    reaper_batch_size: int = Field(default=500, ge=1)
+    reaper_sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    scheduler_state_dir: str = "var/scheduler"
+
+    # Celery: visibility_timeout must exceed the longest task, or Redis redelivers it while it runs.
+    celery_visibility_timeout_seconds: int = Field(default=1800, ge=60)
+    worker_concurrency: int = Field(default=4, ge=1)
+    worker_max_tasks_per_child: int = Field(default=10000, ge=1)
+
+    # Email
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "Boxoffice <tickets@boxoffice.invalid>"
+
+    # Observability: a port of 0 disables a worker's metrics server.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _no_development_secrets_in_production(self) -> Settings:
+        if self.env is Environment.PRODUCTION and self.bootstrap_api_key is not None:
+            key = self.bootstrap_api_key.get_secret_value()
+            if len(key) < 32:
+                raise ValueError("BOXOFFICE_BOOTSTRAP_API_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.env is not Environment.PRODUCTION
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read from the environment on first use."""
+    return Settings()  # type: ignore[call-arg]  # filled from the environment

@@ -1,0 +1,1 @@
+"""The booking service: the HTTP API and its outbox relay."""

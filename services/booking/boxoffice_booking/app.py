@@ -1,0 +1,44 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import make_asgi_app
+
+from boxoffice_booking.auth import SCOPES, create_api_key
+from boxoffice_booking.problems import install_problem_handlers
+from boxoffice_booking.routes import bookings, health, showtimes
+from boxoffice_db.engine import session_scope
+from boxoffice_settings import get_settings
+
+
+def seed_bootstrap_key() -> None:
+    """Accept BOXOFFICE_BOOTSTRAP_API_KEY as an admin key (development and tests)."""
+    key = get_settings().bootstrap_api_key
+    if key is not None:
+        with session_scope() as session:
+            create_api_key(session, "bootstrap", list(SCOPES), key.get_secret_value())
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    seed_bootstrap_key()
+    yield
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Boxoffice booking API",
+        version="1.0.0",
+        summary="Hold seats, pay, and get a confirmation.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(showtimes.router)
+    app.include_router(bookings.router)
+    app.mount("/metrics", make_asgi_app())
+    return app

@@ -1,0 +1,59 @@
+"""`boxoffice-relay`: publish outbox rows to Celery and mark them sent."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+
+from boxoffice_db.engine import session_scope
+from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_messaging.outbox import publish_pending
+from boxoffice_settings import get_settings
+from boxoffice_telemetry.logs import configure_logging
+from boxoffice_telemetry.metrics import serve_metrics
+
+log = logging.getLogger(__name__)
+
+
+def run_relay(stop: threading.Event) -> None:
+    """Drain the outbox until `stop` is set; errors back off and retry, nothing is dropped."""
+    settings = get_settings()
+    app = create_celery_app("boxoffice-relay", settings)
+    backoff = 0.0
+    while not stop.is_set():
+        try:
+            with session_scope() as session:
+                published = publish_pending(session, app, settings.relay_batch_size)
+            backoff = 0.0
+        except Exception:
+            backoff = min(max(backoff * 2, 0.1), 5.0)
+            log.exception("outbox relay failed; retrying in %.1fs", backoff)
+            stop.wait(backoff)
+            continue
+        if published < settings.relay_batch_size:
+            stop.wait(settings.relay_poll_interval_seconds)
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging("booking-relay", settings.log_level)
+    serve_metrics(settings.metrics_port)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        log.info("relay stopping on signal %s", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("outbox relay started")
+    started = time.monotonic()
+    run_relay(stop)
+    log.info("outbox relay stopped after %.0fs", time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Holds, payments and cancellations."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response
+from prometheus_client import Counter
+
+from boxoffice_booking import holds
+from boxoffice_booking.auth import require_scope
+from boxoffice_booking.deps import SessionDep, SettingsDep
+from boxoffice_booking.problems import InvalidSeats, SeatsUnavailable
+from boxoffice_booking.schemas import (
+    BookingCreate,
+    BookingPublic,
+    BookingSeatPublic,
+    Customer,
+    PaymentCreate,
+    PaymentPublic,
+)
+from boxoffice_db.models import Booking
+
+router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
+
+HOLDS = Counter("boxoffice_holds_total", "Hold attempts by result", ["result"])
+CONFIRMATIONS = Counter("boxoffice_confirmations_total", "Bookings confirmed")
+CANCELLATIONS = Counter("boxoffice_cancellations_total", "Bookings cancelled")
+
+READ = require_scope("bookings:read")
+WRITE = require_scope("bookings:write")
+
+
+def booking_public(booking: Booking) -> BookingPublic:
+    return BookingPublic(
+        id=booking.id,
+        reference=booking.reference,
+        status=booking.status.value,
+        showtime_id=booking.showtime_id,
+        seats=[
+            BookingSeatPublic(label=s.label, category=s.category, price_minor=s.price_minor)
+            for s in booking.seats
+        ],
+        total_minor=booking.total_minor,
+        currency=booking.currency,
+        customer=Customer(email=booking.customer_email, phone=booking.customer_phone),
+        expires_at=booking.expires_at,
+        created_at=booking.created_at,
+        confirmed_at=booking.confirmed_at,
+        expired_at=booking.expired_at,
+        cancelled_at=booking.cancelled_at,
+    )
+
+
+@router.post("", status_code=201, dependencies=[WRITE])  # type: ignore[list-item]
+def create_booking(
+    body: BookingCreate, session: SessionDep, settings: SettingsDep, response: Response
+) -> BookingPublic:
+    """Hold seats for `hold_ttl_seconds`; 409 names the seats somebody else has."""
+    try:
+        booking = holds.hold_seats(
+            session,
+            body.showtime_id,
+            body.seats,
+            body.customer.email,
+            body.customer.phone,
+            settings.hold_ttl_seconds,
+            settings.max_seats_per_hold,
+        )
+        session.commit()
+    except SeatsUnavailable:
+        HOLDS.labels("conflict").inc()
+        raise
+    except InvalidSeats:
+        HOLDS.labels("rejected").inc()
+        raise
+    HOLDS.labels("created").inc()
+    response.headers["Location"] = f"/v1/bookings/{booking.id}"
+    return booking_public(booking)
+
+
+@router.get("/{booking_id}", dependencies=[READ])  # type: ignore[list-item]
+def read_booking(booking_id: uuid.UUID, session: SessionDep) -> BookingPublic:
+    """A booking with its seats and status."""
+    return booking_public(holds.get_booking(session, booking_id))
+
+
+@router.post("/{booking_id}/payments", status_code=201, dependencies=[WRITE])  # type: ignore[list-item]
+def create_payment(
+    booking_id: uuid.UUID, body: PaymentCreate, session: SessionDep
+) -> PaymentPublic:
+    """Pay for a held booking; on success it is CONFIRMED and the customer is notified."""
+    payment, booking = holds.pay_booking(session, booking_id, body.provider, body.outcome)
+    session.commit()
+    if payment.status == "succeeded":
+        CONFIRMATIONS.inc()
+    return PaymentPublic(
+        id=payment.id,
+        booking_id=booking.id,
+        provider=payment.provider,
+        status=payment.status,  # type: ignore[arg-type]
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        booking=booking_public(booking),
+    )
+
+
+@router.post("/{booking_id}/cancel", dependencies=[WRITE])  # type: ignore[list-item]
+def cancel_booking(booking_id: uuid.UUID, session: SessionDep) -> BookingPublic:
+    """Cancel a booking; its seats return to sale at once."""
+    booking = holds.cancel_booking(session, booking_id)
+    session.commit()
+    CANCELLATIONS.inc()
+    return booking_public(booking)

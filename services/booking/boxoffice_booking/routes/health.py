@@ -1,0 +1,40 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from redis import Redis
+from sqlalchemy import text
+
+from boxoffice_booking.deps import SessionDep, SettingsDep
+from boxoffice_booking.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def read_health() -> Health:
+    """The process is up; says nothing of its dependencies."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+def read_readiness(session: SessionDep, settings: SettingsDep) -> JSONResponse:
+    """Ready when PostgreSQL and Redis both answer."""
+    checks: dict[str, str] = {}
+    try:
+        session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        client = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        with client:
+            client.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["redis"] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    body = Health(status="ok" if ready else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

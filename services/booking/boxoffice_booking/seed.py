@@ -1,0 +1,36 @@
+"""Demo data: one venue, one screen, one showtime tomorrow evening."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from boxoffice_booking.catalog import create_screen, create_showtime, create_venue
+from boxoffice_db.models import Showtime
+
+DEMO_ROWS = {row: 12 for row in "ABCDEFGH"}
+DEMO_CATEGORIES = {"G": "premium", "H": "premium"}
+DEMO_PRICES = {"standard": 25000, "premium": 40000}
+
+
+def seed_demo(session: Session) -> uuid.UUID:
+    """Create the demo showtime once and return its id (the existing one on later runs)."""
+    existing = session.scalars(
+        select(Showtime.id).where(Showtime.film_title == "The Demo Picture").limit(1)
+    ).first()
+    if existing is not None:
+        return existing
+    venue = create_venue(session, "Boxoffice Demo Cinema", "Asia/Kolkata")
+    screen = create_screen(
+        session, venue.id, "Screen 1", DEMO_ROWS, DEMO_CATEGORIES, blocked=["A1", "A12"]
+    )
+    starts = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=13, minute=30, second=0, microsecond=0
+    )
+    showtime = create_showtime(
+        session, screen.id, "The Demo Picture", starts, starts + timedelta(hours=2), DEMO_PRICES
+    )
+    return showtime.id

@@ -1,0 +1,1 @@
+"""The notifier service: Celery workers that send email and SMS."""

@@ -1,0 +1,52 @@
+"""`boxoffice-notifier`: a Celery worker on the notifier queues."""
+
+from __future__ import annotations
+
+import sys
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from boxoffice_db.engine import dispose_engine
+from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_messaging.routes import QUEUE_EMAIL
+from boxoffice_notifier.tasks import register_tasks
+from boxoffice_settings import get_settings
+from boxoffice_telemetry.logs import configure_logging
+from boxoffice_telemetry.metrics import serve_metrics
+
+
+def create_app() -> Celery:
+    app = create_celery_app("boxoffice-notifier", get_settings())
+    register_tasks(app)
+    return app
+
+
+@worker_process_init.connect  # type: ignore[misc]
+def _after_fork(**_: object) -> None:
+    dispose_engine()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the worker; extra arguments go to `celery worker` (e.g. `-Q notifier.sms`)."""
+    settings = get_settings()
+    configure_logging("notifier", settings.log_level)
+    serve_metrics(settings.metrics_port)
+    args = argv if argv is not None else sys.argv[1:]
+    queues = [] if any(a.startswith(("-Q", "--queues")) for a in args) else ["-Q", QUEUE_EMAIL]
+    create_app().worker_main(
+        [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={settings.worker_concurrency}",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=INFO",
+            *queues,
+            *args,
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()

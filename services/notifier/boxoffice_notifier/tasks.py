@@ -1,0 +1,71 @@
+"""Notifier tasks: decode the envelope, send once per (event, channel), retry or reject."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import uuid
+
+from celery import Celery, Task
+from celery.exceptions import Reject
+
+from boxoffice_contracts.envelope import MalformedMessage, parse_envelope
+from boxoffice_db.engine import session_scope
+from boxoffice_messaging.inbox import deliver_once
+from boxoffice_messaging.routes import (
+    TASK_SEND_BOOKING_CANCELLED,
+    TASK_SEND_BOOKING_CONFIRMATION,
+    TASK_SEND_HOLD_EXPIRED,
+)
+from boxoffice_notifier.details import load_booking_details
+from boxoffice_notifier.email import render_email, send_email
+from boxoffice_settings import get_settings
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError, TimeoutError)
+
+
+def send_booking_email(kind: str, message: object) -> bool:
+    """Send the `kind` email for an event once; False if it had been sent already."""
+    envelope = parse_envelope(message)
+    booking_id = uuid.UUID(envelope.aggregate_id)
+    settings = get_settings()
+    with session_scope() as session:
+        details = load_booking_details(session, booking_id)
+        if details is None:
+            raise MalformedMessage(f"event {envelope.event_id} names unknown booking {booking_id}")
+        email = render_email(kind, details, envelope.event_id, settings.mail_from)
+        sent = deliver_once(
+            session, uuid.UUID(envelope.event_id), "email", lambda: send_email(settings, email)
+        )
+    log.info(
+        "email %s", "sent" if sent else "already sent",
+        extra={"event_id": envelope.event_id, "kind": kind},
+    )
+    return sent
+
+
+def register_tasks(app: Celery) -> None:
+    """Bind the notifier's tasks to `app` under their contract names."""
+
+    def email_task(name: str, kind: str) -> None:
+        @app.task(  # type: ignore[misc]
+            name=name,
+            bind=True,
+            autoretry_for=TRANSIENT,
+            retry_backoff=2,
+            retry_backoff_max=300,
+            retry_jitter=True,
+            max_retries=12,
+        )
+        def task(self: Task, message: object) -> bool:
+            try:
+                return send_booking_email(kind, message)
+            except MalformedMessage as exc:
+                log.error("rejecting malformed message: %s", exc)
+                raise Reject(str(exc), requeue=False) from exc
+
+    email_task(TASK_SEND_BOOKING_CONFIRMATION, "booking_confirmed")
+    email_task(TASK_SEND_HOLD_EXPIRED, "hold_expired")
+    email_task(TASK_SEND_BOOKING_CANCELLED, "booking_cancelled")

@@ -1,0 +1,1 @@
+"""The reaper service: Celery workers that expire unpaid holds and release their seats."""

@@ -1,0 +1,1 @@
+"""The scheduler service: Celery Beat sending the periodic tasks."""

@@ -1,0 +1,35 @@
+"""`boxoffice-scheduler`: Celery Beat."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_scheduler.schedule import build_schedule
+from boxoffice_settings import get_settings
+from boxoffice_telemetry.logs import configure_logging
+from boxoffice_telemetry.metrics import serve_metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = get_settings()
+    configure_logging("scheduler", settings.log_level)
+    serve_metrics(settings.metrics_port)
+    app = create_celery_app("boxoffice-scheduler", settings)
+    app.conf.beat_schedule = build_schedule(settings)
+    state_dir = Path(settings.scheduler_state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    args = argv if argv is not None else sys.argv[1:]
+    app.start(
+        [
+            "beat",
+            "--loglevel=WARNING",
+            f"--schedule={state_dir / 'celerybeat-schedule'}",
+            *args,
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""An SMTP server (aiosmtpd) that saves every message it accepts as a `.eml` file."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+class MaildirHandler:
+    def __init__(self, mail_dir: Path) -> None:
+        self.mail_dir = mail_dir
+        mail_dir.mkdir(parents=True, exist_ok=True)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.eml"
+        tmp = self.mail_dir / f".{name}.tmp"
+        tmp.write_bytes(envelope.content)
+        tmp.rename(self.mail_dir / name)
+        return "250 Message accepted for delivery"
+
+
+def serve(host: str, port: int, mail_dir: Path) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    controller = Controller(MaildirHandler(mail_dir), hostname=host, port=port)
+    controller.start()
+    print(f"SMTP sink on {host}:{port}, saving mail to {mail_dir}/", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    controller.stop()
