@@ -6,11 +6,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format
-from google.protobuf.message import Message
-
 from boxoffice.booking.v1 import events_pb2
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
+from google.protobuf import json_format
+from google.protobuf.message import Message
 
 SCHEMA_VERSION = 1
 

@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
+from boxoffice_settings import get_settings
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
-
-from boxoffice_settings import get_settings
 
 
 def sqlalchemy_url(database_url: str) -> str:

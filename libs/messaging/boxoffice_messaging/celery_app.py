@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from boxoffice_settings import Settings
 from celery import Celery
 from kombu import Queue
 
 from boxoffice_messaging.routes import QUEUE_EMAIL, QUEUE_REAPER, QUEUE_SMS
-from boxoffice_settings import Settings
 
 
 def create_celery_app(name: str, settings: Settings) -> Celery:

@@ -6,11 +6,10 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from boxoffice_db.models import Delivery
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
-
-from boxoffice_db.models import Delivery
 
 
 def deliver_once(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from boxoffice.messaging.v1.envelope_pb2 import Envelope
+from boxoffice_contracts.envelope import to_json
+from boxoffice_db.models import OutboxEvent
 from celery import Celery
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from boxoffice.messaging.v1.envelope_pb2 import Envelope
-from boxoffice_contracts.envelope import to_json
-from boxoffice_db.models import OutboxEvent
 from boxoffice_messaging.routes import EVENT_ROUTES
 
 

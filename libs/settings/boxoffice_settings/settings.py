@@ -84,4 +84,4 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Return the process-wide settings, read from the environment on first use."""
-    return Settings()  # type: ignore[call-arg]  # filled from the environment
+    return Settings()

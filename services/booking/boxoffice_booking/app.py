@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from boxoffice_db.engine import session_scope
+from boxoffice_settings import get_settings
 from fastapi import FastAPI
 from prometheus_client import make_asgi_app
 
 from boxoffice_booking.auth import SCOPES, create_api_key
 from boxoffice_booking.problems import install_problem_handlers
 from boxoffice_booking.routes import bookings, health, showtimes
-from boxoffice_db.engine import session_scope
-from boxoffice_settings import get_settings
 
 
 def seed_bootstrap_key() -> None:

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from typing import Annotated
 
+from boxoffice_db.models import ApiKey
 from fastapi import Depends, Header
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -13,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from boxoffice_booking.deps import SessionDep
 from boxoffice_booking.problems import Forbidden, Unauthorized
-from boxoffice_db.models import ApiKey
 
 SCOPES = ("bookings:read", "bookings:write", "catalog:write", "admin")
 KEY_PREFIX = "bo_"

@@ -6,12 +6,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import case, select
-from sqlalchemy.orm import Session
-from sqlalchemy.sql import func
-
-from boxoffice_booking.problems import NotFound
-from boxoffice_booking.schemas import SeatMapPublic, SeatStatePublic
 from boxoffice_db.models import (
     Screen,
     Seat,
@@ -21,6 +15,12 @@ from boxoffice_db.models import (
     ShowtimeSeat,
     Venue,
 )
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import func
+
+from boxoffice_booking.problems import NotFound
+from boxoffice_booking.schemas import SeatMapPublic, SeatStatePublic
 
 
 def create_venue(session: Session, name: str, timezone: str = "UTC") -> Venue:

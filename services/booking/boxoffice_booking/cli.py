@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from boxoffice_booking.auth import SCOPES, create_api_key
-from boxoffice_booking.seed import seed_demo
 from boxoffice_db.engine import session_scope
 from boxoffice_db.migrate import upgrade_to_head
 from boxoffice_settings import get_settings
+
+from boxoffice_booking.auth import SCOPES, create_api_key
+from boxoffice_booking.seed import seed_demo
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends
-from sqlalchemy.orm import Session
-
 from boxoffice_db.engine import get_sessionmaker
 from boxoffice_settings import Settings, get_settings
+from fastapi import Depends
+from sqlalchemy.orm import Session
 
 
 def get_session() -> Iterator[Session]:

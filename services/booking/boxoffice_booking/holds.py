@@ -6,18 +6,7 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.sql import func
-
 from boxoffice.booking.v1 import events_pb2
-from boxoffice_booking.problems import (
-    BookingStateConflict,
-    HoldExpired,
-    InvalidSeats,
-    NotFound,
-    SeatsUnavailable,
-)
 from boxoffice_contracts.envelope import build_envelope, iso
 from boxoffice_db.models import (
     Booking,
@@ -31,6 +20,17 @@ from boxoffice_db.models import (
 )
 from boxoffice_db.seats import release_seats, seat_is_free
 from boxoffice_messaging.outbox import add_event
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql import func
+
+from boxoffice_booking.problems import (
+    BookingStateConflict,
+    HoldExpired,
+    InvalidSeats,
+    NotFound,
+    SeatsUnavailable,
+)
 
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uvicorn
-
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
 

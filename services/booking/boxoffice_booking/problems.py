@@ -114,7 +114,11 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     ]
     if any(err["type"] == "json_invalid" for err in errors):
         return problem_response(
-            request, 400, "malformed-json", "Malformed JSON", "The body is not valid JSON.",
+            request,
+            400,
+            "malformed-json",
+            "Malformed JSON",
+            "The body is not valid JSON.",
             errors=errors,
         )
     return problem_response(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from boxoffice_db.models import Showtime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from boxoffice_booking.catalog import create_screen, create_showtime, create_venue
-from boxoffice_db.models import Showtime
 
 DEMO_ROWS = {row: 12 for row in "ABCDEFGH"}
 DEMO_CATEGORIES = {"G": "premium", "H": "premium"}

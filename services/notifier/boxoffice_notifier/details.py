@@ -6,10 +6,9 @@ import uuid
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from boxoffice_db.models import Booking, Screen, Showtime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
-
-from boxoffice_db.models import Booking, Screen, Showtime
 
 
 @dataclass(frozen=True)

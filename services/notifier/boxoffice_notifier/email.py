@@ -7,10 +7,10 @@ import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
 
+from boxoffice_settings import Settings
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from boxoffice_notifier.details import BookingDetails
-from boxoffice_settings import Settings
 
 templates = Environment(
     loader=PackageLoader("boxoffice_notifier", "templates"),
@@ -26,9 +26,7 @@ SUBJECTS = {
 }
 
 
-def render_email(
-    kind: str, details: BookingDetails, event_id: str, sender: str
-) -> EmailMessage:
+def render_email(kind: str, details: BookingDetails, event_id: str, sender: str) -> EmailMessage:
     """The email for one event; its Message-ID is derived from the event id."""
     message = EmailMessage()
     message["From"] = sender
@@ -52,7 +50,9 @@ def send_email(settings: Settings, message: EmailMessage) -> None:
             context=ssl.create_default_context(),
         )
     else:
-        smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds)
+        smtp = smtplib.SMTP(
+            settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds
+        )
     with smtp:
         if settings.smtp_starttls and not settings.smtp_ssl:
             smtp.starttls(context=ssl.create_default_context())

@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import uuid
-
-from celery import Celery, Task
-from celery.exceptions import Reject
+from typing import Any
 
 from boxoffice_contracts.envelope import MalformedMessage, parse_envelope
 from boxoffice_db.engine import session_scope
@@ -17,9 +15,12 @@ from boxoffice_messaging.routes import (
     TASK_SEND_BOOKING_CONFIRMATION,
     TASK_SEND_HOLD_EXPIRED,
 )
+from boxoffice_settings import get_settings
+from celery import Celery, Task
+from celery.exceptions import Reject
+
 from boxoffice_notifier.details import load_booking_details
 from boxoffice_notifier.email import render_email, send_email
-from boxoffice_settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ def send_booking_email(kind: str, message: object) -> bool:
             session, uuid.UUID(envelope.event_id), "email", lambda: send_email(settings, email)
         )
     log.info(
-        "email %s", "sent" if sent else "already sent",
+        "email %s",
+        "sent" if sent else "already sent",
         extra={"event_id": envelope.event_id, "kind": kind},
     )
     return sent
@@ -50,7 +52,7 @@ def register_tasks(app: Celery) -> None:
     """Bind the notifier's tasks to `app` under their contract names."""
 
     def email_task(name: str, kind: str) -> None:
-        @app.task(  # type: ignore[misc]
+        @app.task(
             name=name,
             bind=True,
             autoretry_for=TRANSIENT,
@@ -59,7 +61,7 @@ def register_tasks(app: Celery) -> None:
             retry_jitter=True,
             max_retries=12,
         )
-        def task(self: Task, message: object) -> bool:
+        def task(self: Task[Any, Any], message: object) -> bool:
             try:
                 return send_booking_email(kind, message)
             except MalformedMessage as exc:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from prometheus_client import Counter, Histogram
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.sql import func
-
 from boxoffice.booking.v1 import events_pb2
 from boxoffice_contracts.envelope import build_envelope, iso
 from boxoffice_db.models import Booking, BookingStatus
 from boxoffice_db.seats import release_seats
 from boxoffice_messaging.outbox import add_event
+from prometheus_client import Counter, Histogram
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql import func
 
 EXPIRED = Counter("boxoffice_holds_expired_total", "Holds marked EXPIRED by the reaper")
 EXPIRY_LAG = Histogram(

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import sys
 
-from celery import Celery
-from celery.signals import worker_process_init
-
 from boxoffice_db.engine import dispose_engine
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.routes import QUEUE_REAPER
-from boxoffice_reaper.tasks import register_tasks
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.metrics import serve_metrics
+from celery import Celery
+from celery.signals import worker_process_init
+
+from boxoffice_reaper.tasks import register_tasks
 
 
 def create_app() -> Celery:
@@ -23,7 +23,7 @@ def create_app() -> Celery:
     return app
 
 
-@worker_process_init.connect  # type: ignore[misc]
+@worker_process_init.connect
 def _after_fork(**_: object) -> None:
     dispose_engine()
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import time
 
-from celery import Celery
-
 from boxoffice_db.engine import session_scope
 from boxoffice_messaging.routes import TASK_EXPIRE_DUE_HOLDS
-from boxoffice_reaper.expiry import expire_batch
 from boxoffice_settings import get_settings
+from celery import Celery
+
+from boxoffice_reaper.expiry import expire_batch
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 from boxoffice_messaging.celery_app import create_celery_app
-from boxoffice_scheduler.schedule import build_schedule
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.metrics import serve_metrics
+
+from boxoffice_scheduler.schedule import build_schedule
 
 
 def main(argv: list[str] | None = None) -> None:

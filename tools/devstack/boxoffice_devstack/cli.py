@@ -84,8 +84,16 @@ Press Ctrl-C to stop everything.
         "notifier": [python, "-m", "boxoffice_notifier.main"],
         "reaper": [python, "-m", "boxoffice_reaper.main"],
         "scheduler": [python, "-m", "boxoffice_scheduler.main"],
-        "smtp": [python, "-m", "boxoffice_devstack.cli", "smtp-sink",
-                 "--port", str(smtp_port), "--dir", str(var / "mail")],
+        "smtp": [
+            python,
+            "-m",
+            "boxoffice_devstack.cli",
+            "smtp-sink",
+            "--port",
+            str(smtp_port),
+            "--dir",
+            str(var / "mail"),
+        ],
     }
     for name, argv in processes.items():
         manager.add_process(name, " ".join(argv), env=env)

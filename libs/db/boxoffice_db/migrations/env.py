@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
-
 from boxoffice_db.engine import sqlalchemy_url
 from boxoffice_db.models import Base
+from sqlalchemy import create_engine, pool
 
 config = context.config
 target_metadata = Base.metadata

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from boxoffice_db.models import Booking
 from fastapi import APIRouter, Response
 from prometheus_client import Counter
 
@@ -19,7 +20,6 @@ from boxoffice_booking.schemas import (
     PaymentCreate,
     PaymentPublic,
 )
-from boxoffice_db.models import Booking
 
 router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
 
@@ -98,7 +98,7 @@ def create_payment(
         id=payment.id,
         booking_id=booking.id,
         provider=payment.provider,
-        status=payment.status,  # type: ignore[arg-type]
+        status=payment.status,
         amount_minor=payment.amount_minor,
         currency=payment.currency,
         booking=booking_public(booking),
