@@ -58,6 +58,7 @@ def run(var: Path) -> int:
 
     with session_scope() as session:
         showtime_id = seed_demo(session)
+    (var / "demo-showtime").write_text(f"{showtime_id}\n")
 
     host = env.get("BOXOFFICE_API_HOST", "127.0.0.1")
     port = env.get("BOXOFFICE_API_PORT", "8000")
