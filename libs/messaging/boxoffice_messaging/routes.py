@@ -16,6 +16,12 @@ TASK_SEND_HOLD_EXPIRED = "notifier.send_hold_expired"
 TASK_SEND_BOOKING_CANCELLED = "notifier.send_booking_cancelled"
 TASK_EXPIRE_DUE_HOLDS = "reaper.expire_due_holds"
 
+# Periodic jobs the scheduler sends (names fixed here so producer and consumer agree).
+TASK_SEND_SHOWTIME_REMINDERS = "notifier.send_showtime_reminders"
+TASK_SEND_DAILY_REPORT = "notifier.send_daily_report"
+TASK_PURGE_RETENTION = "reaper.purge_retention"
+TASK_PURGE_EXPIRED_KEYS = "reaper.purge_expired_keys"
+
 
 class Route(NamedTuple):
     task: str
