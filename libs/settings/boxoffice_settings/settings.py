@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,30 @@ class Settings(BaseSettings):
     reaper_sweep_interval_seconds: float = Field(default=1.0, gt=0)
     scheduler_state_dir: str = "var/scheduler"
 
+    # Scheduler: each job's timing is seconds ("300"), a UTC cron expression, or "off";
+    # a mounted YAML file can set them too (see services/scheduler).
+    scheduler_schedule_file: str | None = None
+    schedule_showtime_reminders: str = "300"
+    schedule_daily_report: str = "5 0 * * *"
+    schedule_purge_retention: str = "604800"
+    schedule_purge_expired_keys: str = "3600"
+    # Leader election: "auto" uses a Kubernetes Lease inside a cluster, a Redis lock elsewhere.
+    scheduler_leader_election: Literal["auto", "kubernetes", "redis"] = "auto"
+    scheduler_identity: str | None = None
+    scheduler_lease_name: str = "boxoffice-scheduler"
+    scheduler_lease_namespace: str | None = None
+    scheduler_lease_duration_seconds: float = Field(default=15.0, gt=0)
+    scheduler_renew_deadline_seconds: float = Field(default=10.0, gt=0)
+    scheduler_retry_period_seconds: float = Field(default=2.0, gt=0)
+
+    # Data retention (reaper): personal data of expired/cancelled bookings, and old rows.
+    retention_personal_data_days: float = Field(default=30.0, ge=0)
+    retention_outbox_days: float = Field(default=7.0, ge=0)
+    retention_deliveries_days: float = Field(default=30.0, ge=0)
+    retention_tasks_days: float = Field(default=30.0, ge=0)
+    retention_revoked_api_keys_days: float = Field(default=90.0, ge=0)
+    retention_batch_size: int = Field(default=1000, ge=1)
+
     # Celery: visibility_timeout must exceed the longest task, or Redis redelivers it while it runs.
     celery_visibility_timeout_seconds: int = Field(default=1800, ge=60)
     worker_concurrency: int = Field(default=4, ge=1)
@@ -74,6 +99,22 @@ class Settings(BaseSettings):
             key = self.bootstrap_api_key.get_secret_value()
             if len(key) < 32:
                 raise ValueError("BOXOFFICE_BOOTSTRAP_API_KEY must be at least 32 characters")
+        return self
+
+    @model_validator(mode="after")
+    def _lease_timings_leave_room(self) -> Settings:
+        # A leader must give up before its lease can lapse, and retry several times before that.
+        if not (
+            self.scheduler_retry_period_seconds
+            < self.scheduler_renew_deadline_seconds
+            < self.scheduler_lease_duration_seconds
+        ):
+            raise ValueError(
+                "scheduler timings need retry period < renew deadline < lease duration"
+            )
+        if self.retention_deliveries_days < self.retention_outbox_days:
+            # A delivery row is what stops a re-sent event from emailing twice.
+            raise ValueError("retention_deliveries_days must be >= retention_outbox_days")
         return self
 
     @property

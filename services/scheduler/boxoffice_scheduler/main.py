@@ -1,35 +1,38 @@
-"""`boxoffice-scheduler`: Celery Beat."""
+"""`boxoffice-scheduler`: Celery Beat with leader election; only the leader sends."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import logging
+import signal
+from types import FrameType
 
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.metrics import serve_metrics
+from celery.beat import Service
 
-from boxoffice_scheduler.schedule import build_schedule
+from boxoffice_scheduler.scheduler import LeaderScheduler
+
+log = logging.getLogger(__name__)
 
 
-def main(argv: list[str] | None = None) -> None:
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    # Raised in the beat loop, which then closes the scheduler and so hands the lease over.
+    raise SystemExit(0)
+
+
+def main() -> None:
     settings = get_settings()
     configure_logging("scheduler", settings.log_level)
     serve_metrics(settings.metrics_port)
     app = create_celery_app("boxoffice-scheduler", settings)
-    app.conf.beat_schedule = build_schedule(settings)
-    state_dir = Path(settings.scheduler_state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    args = argv if argv is not None else sys.argv[1:]
-    app.start(
-        [
-            "beat",
-            "--loglevel=WARNING",
-            f"--schedule={state_dir / 'celerybeat-schedule'}",
-            *args,
-        ]
-    )
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    service = Service(app, max_interval=1, scheduler_cls=LeaderScheduler)
+    log.info("beat: starting")
+    service.start()
+    log.info("beat: stopped")
 
 
 if __name__ == "__main__":
