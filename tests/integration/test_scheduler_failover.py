@@ -6,12 +6,14 @@ import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from boxoffice_messaging.routes import QUEUE_REAPER, TASK_EXPIRE_DUE_HOLDS
 from redis import Redis
 
 from tests.support.beat import SentTick, sent_ticks
+from tests.support.kube_api import KubeApiServer
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.stack import Stack
 
@@ -57,10 +59,9 @@ def scheduler_env(stack: Stack, redis_url: str, identity: str) -> dict[str, str]
 
 
 @pytest.fixture
-def private_redis(stack: Stack, request: pytest.FixtureRequest) -> Iterator[tuple[Redis, str]]:
-    """A Redis database of its own, so queue contents are only this test's."""
-    db = 3 if "kill" in request.node.name else 4
-    url = stack.redis_url.rsplit("/", 1)[0] + f"/{db}"
+def private_redis(stack: Stack) -> Iterator[tuple[Redis, str]]:
+    """A Redis database of its own, emptied, so the queue holds only this test's ticks."""
+    url = stack.redis_url.rsplit("/", 1)[0] + "/3"
     redis = Redis.from_url(url)
     redis.flushdb()
     yield redis, url
@@ -172,3 +173,55 @@ def test_a_leader_whose_lock_is_taken_stops_sending_and_exits(
     late = [t for t in sent_ticks(redis, QUEUE_REAPER) if t.scheduled_for_ms > taken_at_ms]
     assert late == [], "the ex-leader sent after its lock was taken"
     assert "lost the scheduler leadership" in scheduler.log()
+
+
+def test_scheduler_processes_elect_through_a_kubernetes_lease(
+    stack: Stack, private_redis: tuple[Redis, str], tmp_path: Path
+) -> None:
+    redis, url = private_redis
+    api = KubeApiServer().start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(api.kubeconfig())
+    logs = stack.var / "scheduler-logs"
+    processes = {
+        name: ServiceProcess(
+            name,
+            "boxoffice_scheduler.main",
+            {
+                **scheduler_env(stack, url, name),
+                "BOXOFFICE_SCHEDULER_LEADER_ELECTION": "kubernetes",
+                "BOXOFFICE_SCHEDULER_LEASE_NAMESPACE": "boxoffice",
+                "KUBECONFIG": str(kubeconfig),
+            },
+            logs,
+        ).start()
+        for name in ("k0", "k1")
+    }
+
+    def lease_holder() -> str | None:
+        lease = api.store.lease("boxoffice", "boxoffice-scheduler")
+        return lease["spec"].get("holderIdentity") if lease else None
+
+    try:
+        wait_until(lambda: len(sent_ticks(redis, QUEUE_REAPER)) >= 3, 60, "the first ticks")
+        first = lease_holder()
+        assert first in processes
+        processes[first].kill()
+        killed_at_ms = round(time.time() * 1000)
+        wait_until(
+            lambda: any(t.scheduled_for_ms > killed_at_ms for t in sent_ticks(redis, QUEUE_REAPER)),
+            LEASE + 1 + RETRY + SLACK * 2,  # a Lease counts whole seconds
+            "ticks from the new leader",
+        )
+        assert lease_holder() not in (None, first)
+        time.sleep(1)
+    finally:
+        for process in processes.values():
+            process.stop()
+        api.stop()
+    ticks = sent_ticks(redis, QUEUE_REAPER)
+    assert_no_tick_twice(ticks)
+    assert len({t.fencing_token for t in ticks}) == 2
+    lease = api.store.lease("boxoffice", "boxoffice-scheduler")
+    assert lease is not None
+    assert lease["spec"]["leaseTransitions"] >= 1
