@@ -178,6 +178,12 @@ class Booking(Base):
             postgresql_where=text("status = 'PENDING'"),
         ),
         Index("ix_bookings_customer_email", "customer_email"),
+        # Retention finds finished bookings whose personal data is still there.
+        Index(
+            "ix_bookings_not_anonymised",
+            "status",
+            postgresql_where=text("anonymised_at IS NULL AND status IN ('EXPIRED', 'CANCELLED')"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -195,6 +201,8 @@ class Booking(Base):
     confirmed_at: Mapped[datetime | None]
     expired_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    # Set when retention replaced the customer's email and phone (see the reaper's retention).
+    anonymised_at: Mapped[datetime | None]
 
     seats: Mapped[list[BookingSeat]] = relationship(
         back_populates="booking", order_by="BookingSeat.label"
@@ -236,6 +244,7 @@ class OutboxEvent(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        Index("ix_outbox_published_at", "published_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -252,6 +261,7 @@ class Delivery(Base):
     """One row per (event, channel): the notifier's inbox, so a redelivery sends nothing twice."""
 
     __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_created_at", "created_at"),)
 
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)

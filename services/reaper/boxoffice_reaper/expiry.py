@@ -20,6 +20,11 @@ EXPIRY_LAG = Histogram(
     "Time from a hold's expires_at to the reaper marking it EXPIRED",
     buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60),
 )
+BATCH_SIZE = Histogram(
+    "boxoffice_reaper_batch_size",
+    "Holds expired per batch (a batch is one transaction)",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+)
 
 
 def expire_batch(session: Session, batch_size: int) -> int:
@@ -38,6 +43,7 @@ def expire_batch(session: Session, batch_size: int) -> int:
     ).all()
     if not due:
         return 0
+    BATCH_SIZE.observe(len(due))
     now = datetime.now(UTC)
     release_seats(session, [b.id for b in due])
     for booking in due:

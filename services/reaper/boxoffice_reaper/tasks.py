@@ -6,10 +6,15 @@ import logging
 import time
 
 from boxoffice_db.engine import session_scope
-from boxoffice_messaging.routes import TASK_EXPIRE_DUE_HOLDS
+from boxoffice_messaging.routes import (
+    TASK_EXPIRE_DUE_HOLDS,
+    TASK_PURGE_EXPIRED_KEYS,
+    TASK_PURGE_RETENTION,
+)
 from boxoffice_settings import get_settings
 from celery import Celery
 
+from boxoffice_reaper import retention
 from boxoffice_reaper.expiry import expire_batch
 
 log = logging.getLogger(__name__)
@@ -34,5 +39,17 @@ def sweep_due_holds() -> int:
     return total
 
 
+def purge_retention() -> dict[str, int]:
+    """Weekly: anonymise old finished bookings, delete old outbox, delivery and task rows."""
+    return retention.purge_retention(get_settings())
+
+
+def purge_expired_keys() -> dict[str, int]:
+    """Hourly: delete expired idempotency keys and long-revoked API keys."""
+    return retention.purge_expired_keys(get_settings())
+
+
 def register_tasks(app: Celery) -> None:
     app.task(name=TASK_EXPIRE_DUE_HOLDS, ignore_result=True)(sweep_due_holds)
+    app.task(name=TASK_PURGE_RETENTION, ignore_result=True)(purge_retention)
+    app.task(name=TASK_PURGE_EXPIRED_KEYS, ignore_result=True)(purge_expired_keys)
