@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # Reaper and scheduler
     reaper_batch_size: int = Field(default=500, ge=1)
     reaper_sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    # A due hold with a payment in progress: ask the provider at most this often, and expire
+    # it anyway once this long past its expiry (a late capture is then re-acquired or refunded).
+    reaper_payment_recheck_seconds: float = Field(default=10.0, gt=0)
+    reaper_payment_grace_seconds: float = Field(default=900.0, ge=0)
     scheduler_state_dir: str = "var/scheduler"
 
     # Scheduler: each job's timing is seconds ("300"), a UTC cron expression, or "off";

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
+from functools import lru_cache
 
 from boxoffice_db.engine import session_scope
 from boxoffice_messaging.routes import (
@@ -14,7 +16,7 @@ from boxoffice_messaging.routes import (
 from boxoffice_settings import get_settings
 from celery import Celery
 
-from boxoffice_reaper import retention
+from boxoffice_reaper import payment_checks, retention
 from boxoffice_reaper.expiry import expire_batch
 
 log = logging.getLogger(__name__)
@@ -23,8 +25,24 @@ log = logging.getLogger(__name__)
 SWEEP_BUDGET_SECONDS = 20.0
 
 
+def fetch_payment_status(provider: str, reference: str) -> str:
+    """Ask `provider` about the order `reference`; its PaymentStatus value."""
+    # The provider library (boxoffice_payments) is not on this branch yet: until it is, an
+    # in-progress payment is treated as unanswered, so its hold expires after the grace period.
+    raise LookupError(f"no client for payment provider {provider!r}")
+
+
+@lru_cache(maxsize=1)
+def _throttle(seconds: float) -> payment_checks.RecheckThrottle:
+    """One throttle per process, so sweeps on every thread share what was asked when."""
+    return payment_checks.RecheckThrottle(seconds)
+
+
 def sweep_due_holds() -> int:
-    """Expire due holds batch by batch, one transaction each, until none is left."""
+    """Expire due holds batch by batch, one transaction each, until none is left.
+
+    Holds with a payment in progress are checked with the provider afterwards.
+    """
     settings = get_settings()
     total = 0
     deadline = time.monotonic() + SWEEP_BUDGET_SECONDS
@@ -34,6 +52,11 @@ def sweep_due_holds() -> int:
         total += expired
         if expired < settings.reaper_batch_size:
             break
+    total += payment_checks.check_paying_holds(
+        fetch_payment_status,
+        _throttle(settings.reaper_payment_recheck_seconds),
+        timedelta(seconds=settings.reaper_payment_grace_seconds),
+    )
     if total:
         log.info("expired holds", extra={"count": total})
     return total
