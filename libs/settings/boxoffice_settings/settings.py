@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     retention_deliveries_days: float = Field(default=30.0, ge=0)
     retention_tasks_days: float = Field(default=30.0, ge=0)
     retention_revoked_api_keys_days: float = Field(default=90.0, ge=0)
+    retention_webhook_events_days: float = Field(default=30.0, ge=0)
     retention_batch_size: int = Field(default=1000, ge=1)
 
     # Celery: visibility_timeout must exceed the longest task, or Redis redelivers it while it runs.

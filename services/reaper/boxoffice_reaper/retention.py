@@ -18,7 +18,17 @@ from boxoffice_db.engine import session_scope
 from boxoffice_db.models import ApiKey, Booking, BookingStatus, Delivery, OutboxEvent
 from boxoffice_settings import Settings
 from prometheus_client import Counter
-from sqlalchemy import ColumnElement, and_, column, delete, inspect, select, table, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    column,
+    delete,
+    inspect,
+    select,
+    table,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import func
 
@@ -105,6 +115,36 @@ def delete_old_tasks(session: Session, cutoff: datetime, limit: int) -> int:
     return _delete_batch(session, tasks, tasks.c.id, where, limit)
 
 
+def delete_expired_idempotency_keys(session: Session, cutoff: datetime, limit: int) -> int:
+    """Stored responses whose replay window (`expires_at`) ended before `cutoff`."""
+    keys = table("idempotency_keys", column("principal"), column("key"), column("expires_at"))
+    due = (
+        select(keys.c.principal, keys.c.key)
+        .where(keys.c.expires_at < cutoff)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = session.execute(delete(keys).where(tuple_(keys.c.principal, keys.c.key).in_(due)))
+    return _rowcount(result)
+
+
+def delete_old_webhook_events(session: Session, cutoff: datetime, limit: int) -> int:
+    """Provider webhook ids kept for deduplication, once providers no longer retry them."""
+    events = table(
+        "payment_webhook_events", column("provider"), column("event_id"), column("received_at")
+    )
+    due = (
+        select(events.c.provider, events.c.event_id)
+        .where(events.c.received_at < cutoff)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = session.execute(
+        delete(events).where(tuple_(events.c.provider, events.c.event_id).in_(due))
+    )
+    return _rowcount(result)
+
+
 def delete_revoked_api_keys(session: Session, cutoff: datetime, limit: int) -> int:
     """API keys revoked before `cutoff`: they authenticate nothing and only hold a hash."""
     where = and_(ApiKey.revoked_at.is_not(None), ApiKey.revoked_at < cutoff)
@@ -156,12 +196,20 @@ def retention_steps(settings: Settings) -> list[Step]:
         Step("outbox", "deleted", delete_old_outbox, settings.retention_outbox_days),
         Step("deliveries", "deleted", delete_old_deliveries, settings.retention_deliveries_days),
         Step("tasks", "deleted", delete_old_tasks, settings.retention_tasks_days),
+        Step(
+            "payment_webhook_events",
+            "deleted",
+            delete_old_webhook_events,
+            settings.retention_webhook_events_days,
+        ),
     ]
 
 
 def expired_key_steps(settings: Settings) -> list[Step]:
     """The hourly clean-up: revoked API keys past their retention, expired idempotency keys."""
     return [
+        # Expired at `expires_at` itself: nothing extra to keep.
+        Step("idempotency_keys", "deleted", delete_expired_idempotency_keys, 0),
         Step(
             "api_keys",
             "deleted",
