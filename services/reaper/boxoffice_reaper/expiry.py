@@ -58,6 +58,16 @@ def expire_batch(session: Session, batch_size: int) -> int:
     return expire_bookings(session, due)
 
 
+def seconds_until_next_expiry(session: Session) -> float | None:
+    """By the database's clock, how long until the next PENDING hold falls due (None: none)."""
+    wait = session.scalar(
+        select(func.extract("epoch", func.min(Booking.expires_at) - func.clock_timestamp())).where(
+            Booking.status == BookingStatus.PENDING, ~has_payment_in_progress()
+        )
+    )
+    return None if wait is None else float(wait)
+
+
 def expire_bookings(session: Session, bookings: Sequence[Booking]) -> int:
     """Mark these locked PENDING bookings EXPIRED, release their seats, announce each."""
     if not bookings:

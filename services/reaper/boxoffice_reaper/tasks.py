@@ -17,12 +17,16 @@ from boxoffice_settings import get_settings
 from celery import Celery
 
 from boxoffice_reaper import payment_checks, retention
-from boxoffice_reaper.expiry import expire_batch
+from boxoffice_reaper.expiry import expire_batch, seconds_until_next_expiry
 
 log = logging.getLogger(__name__)
 
 # A sweep stops taking new batches after this long, so one slow sweep cannot run forever.
 SWEEP_BUDGET_SECONDS = 20.0
+# A sweep follows upcoming expiries for this share of the interval, leaving the rest of it
+# so that sweeps overlap only a little and a worker thread is free again soon.
+FOLLOW_FRACTION = 0.9
+MIN_FOLLOW_SLEEP_SECONDS = 0.02
 
 
 def fetch_payment_status(provider: str, reference: str) -> str:
@@ -38,20 +42,40 @@ def _throttle(seconds: float) -> payment_checks.RecheckThrottle:
     return payment_checks.RecheckThrottle(seconds)
 
 
-def sweep_due_holds() -> int:
-    """Expire due holds batch by batch, one transaction each, until none is left.
-
-    Holds with a payment in progress are checked with the provider afterwards.
-    """
-    settings = get_settings()
+def expire_due_now(batch_size: int, deadline: float) -> int:
+    """Expire every hold due now, batch by batch, one transaction each."""
     total = 0
-    deadline = time.monotonic() + SWEEP_BUDGET_SECONDS
     while time.monotonic() < deadline:
         with session_scope() as session:
-            expired = expire_batch(session, settings.reaper_batch_size)
+            expired = expire_batch(session, batch_size)
         total += expired
-        if expired < settings.reaper_batch_size:
+        if expired < batch_size:
             break
+    return total
+
+
+def sweep_due_holds() -> int:
+    """Expire due holds, then follow the holds falling due until the next sweep is sent.
+
+    Sweeps come once an interval; on its own that makes the expiry lag up to a whole
+    interval. So a sweep then waits for each hold that falls due before the next sweep and
+    expires it as it does, which keeps the lag to a few milliseconds. Sweeps that overlap
+    share the work through SKIP LOCKED. Holds with a payment in progress are checked with
+    the provider at the end.
+    """
+    settings = get_settings()
+    started = time.monotonic()
+    deadline = started + SWEEP_BUDGET_SECONDS
+    follow_until = started + settings.reaper_sweep_interval_seconds * FOLLOW_FRACTION
+    total = expire_due_now(settings.reaper_batch_size, deadline)
+    while (left := follow_until - time.monotonic()) > 0:
+        with session_scope() as session:
+            wait = seconds_until_next_expiry(session)
+        if wait is None or wait > left:
+            break
+        # A due hold another sweep has locked shows as due now: poll gently, do not spin.
+        time.sleep(max(MIN_FOLLOW_SLEEP_SECONDS, wait))
+        total += expire_due_now(settings.reaper_batch_size, deadline)
     total += payment_checks.check_paying_holds(
         fetch_payment_status,
         _throttle(settings.reaper_payment_recheck_seconds),
