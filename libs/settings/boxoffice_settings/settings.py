@@ -52,7 +52,6 @@ class Settings(BaseSettings):
     # it anyway once this long past its expiry (a late capture is then re-acquired or refunded).
     reaper_payment_recheck_seconds: float = Field(default=10.0, gt=0)
     reaper_payment_grace_seconds: float = Field(default=900.0, ge=0)
-    scheduler_state_dir: str = "var/scheduler"
 
     # Scheduler: each job's timing is seconds ("300"), a UTC cron expression, or "off";
     # a mounted YAML file can set them too (see services/scheduler).

@@ -45,7 +45,6 @@ def run(var: Path) -> int:
     env.update(
         BOXOFFICE_SMTP_HOST="127.0.0.1",
         BOXOFFICE_SMTP_PORT=str(smtp_port),
-        BOXOFFICE_SCHEDULER_STATE_DIR=str(var / "scheduler"),
     )
     os.environ.update(env)
 
