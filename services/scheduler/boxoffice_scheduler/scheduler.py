@@ -20,7 +20,7 @@ from boxoffice_settings import Settings, get_settings
 from celery import Celery
 from celery.beat import Scheduler
 from prometheus_client import Counter, Gauge
-from redis import Redis
+from redis import Redis, RedisError
 
 from boxoffice_scheduler.election import LeaderElection, LeaderLock, RedisLeaderLock, Term
 from boxoffice_scheduler.kube_lease import KubernetesLeaseLock, api_client, current_namespace
@@ -78,17 +78,23 @@ class Ticker:
         """Send what is due if we lead; return the seconds until something may be due."""
         now = self.now_ms()
         if self.term() is not None:
-            last_runs = self.state.last_runs()
-            for job in self.jobs:
-                slot = job.timing.latest_due(now, last_runs.get(job.name))
-                if slot is None and job.name not in last_runs:
-                    # A cron job seen for the first time starts counting from now.
-                    self._claim_and_send(job, now, send=False)
-                elif slot is not None:
-                    self._claim_and_send(job, slot, send=True)
+            try:
+                self._send_due(now)
+            except RedisError as exc:  # Redis away: retry next tick; the election decides the rest
+                log.warning("could not reach the schedule state in Redis: %s", exc)
         next_due = min((job.timing.next_after(now) for job in self.jobs), default=None)
         wait = self.idle_interval if next_due is None else (next_due - self.now_ms()) / 1000
         return max(0.0, min(wait, self.idle_interval))
+
+    def _send_due(self, now: int) -> None:
+        last_runs = self.state.last_runs()
+        for job in self.jobs:
+            slot = job.timing.latest_due(now, last_runs.get(job.name))
+            if slot is None and job.name not in last_runs:
+                # A cron job seen for the first time starts counting from now.
+                self._claim_and_send(job, now, send=False)
+            elif slot is not None:
+                self._claim_and_send(job, slot, send=True)
 
     def _claim_and_send(self, job: PeriodicJob, slot_ms: int, send: bool) -> None:
         term = self.term()
@@ -103,7 +109,12 @@ class Ticker:
         if self.clock() >= term.valid_until:
             log.warning("leadership lapsed between claim and send", extra={"job": job.name})
             return
-        self.send(job, slot_ms, tick_id(job.name, slot_ms), term)
+        try:
+            self.send(job, slot_ms, tick_id(job.name, slot_ms), term)
+        except Exception:
+            # Claimed but not sent: this slot is lost (never doubled); the next one follows.
+            log.exception("could not send %s", job.name)
+            return
         SENT.labels(job.name).inc()
         LAST_SENT.labels(job.name).set(slot_ms / 1000)
 
