@@ -81,7 +81,7 @@ def test_replicas_expire_every_hold_exactly_once_and_promptly(
 ) -> None:
     before = sum(expired_total(port) for port in reapers)
     # Holds are inserted before the first one is due, so the clock starts fair.
-    lead_time = 3 + HOLDS / 1000
+    lead_time = 5 + HOLDS / 200
     started = time.monotonic()
     first_expiry = utcnow() + timedelta(seconds=lead_time)
     ids = create_expiring_holds(HOLDS, timedelta(seconds=WINDOW), first_expiry)
