@@ -14,33 +14,18 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from boxoffice_scheduler.cluster import in_cluster
 from boxoffice_scheduler.election import LeadershipTaken
 from boxoffice_scheduler.state import LockGuard
 
 log = logging.getLogger(__name__)
-
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-
-
-def in_cluster() -> bool:
-    """True inside a pod that has a service account token mounted."""
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_TOKEN.exists()
-
-
-def current_namespace(default: str = "default") -> str:
-    if SERVICE_ACCOUNT_NAMESPACE.exists():
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-    return default
 
 
 def api_client() -> client.ApiClient:

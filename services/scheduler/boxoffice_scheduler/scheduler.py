@@ -22,9 +22,8 @@ from celery.beat import Scheduler
 from prometheus_client import Counter, Gauge
 from redis import Redis, RedisError
 
+from boxoffice_scheduler.cluster import current_namespace, in_cluster
 from boxoffice_scheduler.election import LeaderElection, LeaderLock, RedisLeaderLock, Term
-from boxoffice_scheduler.kube_lease import KubernetesLeaseLock, api_client, current_namespace
-from boxoffice_scheduler.kube_lease import in_cluster as running_in_cluster
 from boxoffice_scheduler.schedule import PeriodicJob, build_schedule
 from boxoffice_scheduler.state import CLAIMED, LockGuard, ScheduleState
 from boxoffice_scheduler.timing import Every, from_ms
@@ -119,10 +118,13 @@ class Ticker:
         LAST_SENT.labels(job.name).set(slot_ms / 1000)
 
 
-def make_lock(settings: Settings, redis: Redis, identity: str) -> LeaderLock:
-    """A Kubernetes Lease in a cluster (or when asked), else a Redis lock."""
+def make_lock(settings: Settings, redis: Redis, identity: str) -> tuple[LeaderLock, str]:
+    """A Kubernetes Lease in a cluster (or when asked), else a Redis lock; and which it is."""
     mode = settings.scheduler_leader_election
-    if mode == "kubernetes" or (mode == "auto" and running_in_cluster()):
+    if mode == "kubernetes" or (mode == "auto" and in_cluster()):
+        # Imported only here: the Kubernetes client takes seconds to import.
+        from boxoffice_scheduler.kube_lease import KubernetesLeaseLock, api_client
+
         namespace = settings.scheduler_lease_namespace or current_namespace()
         log.info("leader election by Lease %s/%s", namespace, settings.scheduler_lease_name)
         return KubernetesLeaseLock(
@@ -131,8 +133,8 @@ def make_lock(settings: Settings, redis: Redis, identity: str) -> LeaderLock:
             settings.scheduler_lease_name,
             identity,
             settings.scheduler_lease_duration_seconds,
-        )
-    return RedisLeaderLock(redis, identity, settings.scheduler_lease_duration_seconds)
+        ), "kubernetes"
+    return RedisLeaderLock(redis, identity, settings.scheduler_lease_duration_seconds), "redis"
 
 
 def default_identity() -> str:
@@ -162,8 +164,7 @@ class LeaderScheduler(Scheduler):
         jobs = build_schedule(settings)
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
         identity = settings.scheduler_identity or default_identity()
-        lock = make_lock(settings, redis, identity)
-        mode = "kubernetes" if isinstance(lock, KubernetesLeaseLock) else "redis"
+        lock, mode = make_lock(settings, redis, identity)
         self.election = LeaderElection(
             lock,
             settings.scheduler_lease_duration_seconds,
