@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from boxoffice_devstack.servers import RedisServer
 from boxoffice_messaging.routes import QUEUE_REAPER, TASK_EXPIRE_DUE_HOLDS
 from redis import Redis
 
@@ -225,3 +226,27 @@ def test_scheduler_processes_elect_through_a_kubernetes_lease(
     lease = api.store.lease("boxoffice", "boxoffice-scheduler")
     assert lease is not None
     assert lease["spec"]["leaseTransitions"] >= 1
+
+
+def test_a_leader_cut_off_from_redis_exits_once_its_renew_deadline_passes(
+    stack: Stack, tmp_path: Path
+) -> None:
+    redis_server = RedisServer(tmp_path / "redis").start()
+    [scheduler] = start_schedulers(stack, redis_server.url, ["cut-off"]).values()
+    try:
+        with Redis.from_url(redis_server.url) as redis:
+            wait_until(lambda: len(sent_ticks(redis, QUEUE_REAPER)) >= 2, 60, "the first ticks")
+        redis_server.stop()
+        cut_at = time.monotonic()
+        wait_until(
+            lambda: scheduler.process is not None and scheduler.process.poll() is not None,
+            RENEW_DEADLINE + SLACK * 2,
+            "the leader to exit",
+        )
+        # It kept retrying until its renew deadline (sending stopped there, see `Term`).
+        assert time.monotonic() - cut_at >= RENEW_DEADLINE - RETRY * 2
+        assert scheduler.process is not None
+        assert scheduler.process.returncode == 3, scheduler.log()[-2000:]
+    finally:
+        scheduler.kill()
+        redis_server.stop()

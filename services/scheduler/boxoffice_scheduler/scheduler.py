@@ -162,7 +162,11 @@ class LeaderScheduler(Scheduler):
     def setup_schedule(self) -> None:
         settings = get_settings()
         jobs = build_schedule(settings)
-        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        # A hung Redis call must not outlast a retry period, or renewals would fall behind.
+        timeout = settings.scheduler_retry_period_seconds
+        redis = Redis.from_url(
+            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
         identity = settings.scheduler_identity or default_identity()
         lock, mode = make_lock(settings, redis, identity)
         self.election = LeaderElection(
