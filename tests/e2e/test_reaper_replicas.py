@@ -68,7 +68,8 @@ def reapers(stack: Stack) -> Iterator[dict[int, ServiceProcess]]:
     ).start()
     try:
         for process in processes.values():
-            process.wait_for_log("ready.", 60)
+            # Generous: on a shared 2-core machine three workers can take minutes to import.
+            process.wait_for_log("ready.", 240)
         yield processes
     finally:
         scheduler.stop()
