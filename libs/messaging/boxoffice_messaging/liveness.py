@@ -47,6 +47,22 @@ def is_alive(path: Path, max_age_seconds: float, now: float | None = None) -> bo
     return age is not None and age <= max_age_seconds
 
 
+class Heartbeat:
+    """Touch a file at most every `interval_seconds`: liveness for a loop that is not Celery's."""
+
+    def __init__(self, path: str, interval_seconds: float) -> None:
+        self.path = Path(path)
+        self.interval = interval_seconds
+        self.last = float("-inf")
+
+    def beat(self) -> None:
+        """Call once per turn of the loop; cheap when called far more often than the interval."""
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            touch(self.path)
+            self.last = now
+
+
 class LivenessFile(bootsteps.StartStopStep):
     """Consumer bootstep: touch the heartbeat file from the consumer's event loop."""
 
