@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "boxoffice"
 RELEASE = "shop"
 NAMESPACE = "boxoffice"
+FULLNAME = f"{RELEASE}-boxoffice"
 KUBERNETES_VERSION = "1.35.0"
 
 Values = dict[str, Any]
@@ -108,7 +109,7 @@ class Rendered:
 
 def name(component: str) -> str:
     """The object name of a component in the test release."""
-    return f"{RELEASE}-boxoffice-{component}"
+    return f"{FULLNAME}-{component}"
 
 
 def render_chart(chart_dir: Path, values: Values) -> Rendered:
