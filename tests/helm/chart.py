@@ -37,7 +37,9 @@ ALL_FEATURES: Values = {
     "booking": {
         "autoscaling": {"enabled": True},
         "service": {"type": "LoadBalancer"},
-        "networkPolicy": {"ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "edge"}}}]},
+        "networkPolicy": {
+            "ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "edge"}}}]
+        },
     },
     "notifier": {
         "email": {"keda": {"enabled": True}},
@@ -54,7 +56,9 @@ ALL_FEATURES: Values = {
         "prometheusRule": {"enabled": True},
         "grafanaDashboards": {"enabled": True},
     },
-    "networkPolicy": {"metricsFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]},
+    "networkPolicy": {
+        "metricsFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    },
 }
 
 MINIMAL: Values = {

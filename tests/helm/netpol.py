@@ -22,9 +22,15 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
             return False
     for expression in selector.get("matchExpressions", []):
         present = expression["key"] in labels
-        if expression["operator"] == "In" and labels.get(expression["key"]) not in expression["values"]:
+        if (
+            expression["operator"] == "In"
+            and labels.get(expression["key"]) not in expression["values"]
+        ):
             return False
-        if expression["operator"] == "NotIn" and labels.get(expression["key"]) in expression["values"]:
+        if (
+            expression["operator"] == "NotIn"
+            and labels.get(expression["key"]) in expression["values"]
+        ):
             return False
         if expression["operator"] == "Exists" and not present:
             return False
@@ -58,12 +64,17 @@ def port_matches(ports: list[dict[str, Any]] | None, port: int, named: dict[str,
 
 
 def _allowed(
-    rendered: Rendered, pod: dict[str, str], direction: str, peer: dict[str, str], port: int,
+    rendered: Rendered,
+    pod: dict[str, str],
+    direction: str,
+    peer: dict[str, str],
+    port: int,
     named: dict[str, int],
 ) -> bool:
     kind = "Ingress" if direction == "ingress" else "Egress"
     policies = [
-        p for p in rendered.of_kind("NetworkPolicy")
+        p
+        for p in rendered.of_kind("NetworkPolicy")
         if selects(p["spec"]["podSelector"], pod) and kind in p["spec"].get("policyTypes", [])
     ]
     if not policies:

@@ -82,7 +82,9 @@ def test_worker_liveness_checks_the_worker_still_consumes(component: str, queue:
     deployment = render().get("Deployment", name(component))
     c = container(deployment)
     assert c["livenessProbe"]["exec"]["command"][:3] == [
-        "python", "-m", "boxoffice_messaging.liveness",
+        "python",
+        "-m",
+        "boxoffice_messaging.liveness",
     ]
     heartbeat = env_of(c)["BOXOFFICE_WORKER_LIVENESS_FILE"]["value"]
     assert any(heartbeat.startswith(m["mountPath"] + "/") for m in c["volumeMounts"])
@@ -134,7 +136,9 @@ def test_scheduler_has_its_lease_rbac_and_identity() -> None:
     ]
     binding = rendered.get("RoleBinding", scheduler)
     assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": scheduler,
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": scheduler,
     }
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": scheduler, "namespace": "boxoffice"}
@@ -172,7 +176,7 @@ def test_every_pod_runs_restricted(value_set: str) -> None:
             assert sc["allowPrivilegeEscalation"] is False
             assert sc["capabilities"] == {"drop": ["ALL"]}
             assert sc["runAsNonRoot"] is True
-            assert "limits" in c["resources"] and "requests" in c["resources"]
+            assert set(c["resources"]) >= {"limits", "requests"}
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
@@ -195,4 +199,6 @@ def test_changing_the_config_rolls_every_pod() -> None:
     rotated = render(merge(CONNECTIONS, {"smtp": {"password": "rotated"}}))
     annotations = rotated.get("Deployment", name("notifier-email"))["spec"]["template"]["metadata"]
     original = before.get("Deployment", name("notifier-email"))["spec"]["template"]["metadata"]
-    assert annotations["annotations"]["checksum/secret"] != original["annotations"]["checksum/secret"]
+    assert (
+        annotations["annotations"]["checksum/secret"] != original["annotations"]["checksum/secret"]
+    )

@@ -20,7 +20,8 @@ def test_default_deny_selects_every_pod_of_the_release() -> None:
     rendered = render(VALUE_SETS["in-chart-datastores"])
     deny = rendered.get("NetworkPolicy", name("default-deny"))
     assert deny["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    assert "ingress" not in deny["spec"] and "egress" not in deny["spec"]
+    assert "ingress" not in deny["spec"]
+    assert "egress" not in deny["spec"]
     for obj in rendered.objects:
         if obj["kind"] in ("Deployment", "StatefulSet"):
             pod = obj["spec"]["template"]["metadata"]["labels"]
@@ -56,7 +57,9 @@ def test_datastores_accept_only_the_release_components() -> None:
     stranger = {"app.kubernetes.io/name": "something-else", "app.kubernetes.io/instance": "x"}
     assert not can_connect(rendered, stranger, labels(rendered, "postgresql"), POSTGRES, pg)
     for component in APP:
-        assert can_connect(rendered, labels(rendered, component), labels(rendered, "postgresql"), POSTGRES, pg)
+        assert can_connect(
+            rendered, labels(rendered, component), labels(rendered, "postgresql"), POSTGRES, pg
+        )
     # The datastores themselves open no connection.
     assert not can_connect(rendered, labels(rendered, "redis"), OUTSIDE, HTTPS)
 
@@ -103,7 +106,9 @@ def test_metrics_are_open_to_the_named_scrapers_only() -> None:
             "from": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
         }
     ]
-    assert not can_connect(rendered, labels(rendered, "booking"), labels(rendered, "reaper"), METRICS, reaper)
+    assert not can_connect(
+        rendered, labels(rendered, "booking"), labels(rendered, "reaper"), METRICS, reaper
+    )
 
 
 def test_api_ingress_is_limited_when_asked() -> None:

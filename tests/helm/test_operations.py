@@ -53,7 +53,9 @@ def test_keda_is_off_by_default_and_the_hpa_is_the_fallback() -> None:
 
 
 def test_keda_and_the_hpa_together_are_refused() -> None:
-    both = merge(CONNECTIONS, {"reaper": {"keda": {"enabled": True}, "autoscaling": {"enabled": True}}})
+    both = merge(
+        CONNECTIONS, {"reaper": {"keda": {"enabled": True}, "autoscaling": {"enabled": True}}}
+    )
     with pytest.raises(helm.HelmError, match="either keda or autoscaling"):
         render(both)
 
@@ -90,15 +92,25 @@ def test_migrations_wait_for_an_in_chart_database_until_after_install() -> None:
 def test_existing_secrets_are_referenced_not_copied() -> None:
     rendered = render(CONNECTIONS)
     assert rendered.of_kind("Secret") == []
-    env = env_of(rendered.get("Deployment", name("booking"))["spec"]["template"]["spec"]["containers"][0])
-    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "boxoffice-db", "key": "url"}
-    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "boxoffice-redis", "key": "url"}
+    env = env_of(
+        rendered.get("Deployment", name("booking"))["spec"]["template"]["spec"]["containers"][0]
+    )
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "boxoffice-db",
+        "key": "url",
+    }
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "boxoffice-redis",
+        "key": "url",
+    }
 
 
 def test_defaults_create_no_secret_and_read_the_documented_one() -> None:
     rendered = render()
     assert rendered.of_kind("Secret") == []
-    env = env_of(rendered.get("Deployment", name("reaper"))["spec"]["template"]["spec"]["containers"][0])
+    env = env_of(
+        rendered.get("Deployment", name("reaper"))["spec"]["template"]["spec"]["containers"][0]
+    )
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == f"{FULLNAME}-connections"
     assert f"{FULLNAME}-connections" in rendered.notes
 
@@ -117,9 +129,13 @@ def test_inline_urls_and_passwords_go_to_a_created_secret() -> None:
 
 def test_in_chart_redis_never_evicts() -> None:
     rendered = render(VALUE_SETS["in-chart-datastores"])
-    command = rendered.get("StatefulSet", name("redis"))["spec"]["template"]["spec"]["containers"][0]["command"]
+    command = rendered.get("StatefulSet", name("redis"))["spec"]["template"]["spec"]["containers"][
+        0
+    ]["command"]
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
-    env = env_of(rendered.get("Deployment", name("booking"))["spec"]["template"]["spec"]["containers"][0])
+    env = env_of(
+        rendered.get("Deployment", name("booking"))["spec"]["template"]["spec"]["containers"][0]
+    )
     assert env["REDIS_URL"]["value"] == f"redis://{name('redis')}:6379/0"
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == f"{FULLNAME}-secrets"
 
@@ -166,7 +182,9 @@ def test_dashboards_and_rules_from_files_are_shipped(chart_with_monitoring_files
     assert dashboard["metadata"]["annotations"]["grafana_folder"] == "Boxoffice"
     assert json.loads(dashboard["data"]["boxoffice_queues.json"])["title"] == "Boxoffice queues"
     rule = rendered.get("PrometheusRule", name("monitoring"))
-    shipped = yaml.safe_load((chart_with_monitoring_files / "files/prometheus/rules.yaml").read_text())
+    shipped = yaml.safe_load(
+        (chart_with_monitoring_files / "files/prometheus/rules.yaml").read_text()
+    )
     # Alert templates reach Prometheus untouched by Helm's own templating.
     assert rule["spec"]["groups"] == shipped["groups"]
     for obj in rendered.objects:
@@ -177,7 +195,9 @@ def test_monitoring_objects_follow_their_toggles(chart_with_monitoring_files: Pa
     rendered = render_chart(chart_with_monitoring_files, CONNECTIONS)
     kinds = {o["kind"] for o in rendered.objects}
     assert not {"ServiceMonitor", "PodMonitor", "PrometheusRule"} & kinds
-    assert not [c for c in rendered.of_kind("ConfigMap") if "grafana_dashboard" in c["metadata"]["labels"]]
+    assert not [
+        c for c in rendered.of_kind("ConfigMap") if "grafana_dashboard" in c["metadata"]["labels"]
+    ]
 
 
 def test_the_chart_renders_without_the_monitoring_files(tmp_path: Path) -> None:

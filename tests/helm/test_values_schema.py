@@ -53,7 +53,7 @@ def test_helm_rejects_a_bad_value(values: dict[str, Any]) -> None:
 
 
 def undocumented(schema: dict[str, Any], path: str = "") -> list[str]:
-    """Paths in the schema's own properties (not the $ref'd Kubernetes types) with no description."""
+    """Paths of the schema's own properties (not $ref'd Kubernetes types) with no description."""
     missing = []
     for key, sub in schema.get("properties", {}).items():
         where = f"{path}.{key}" if path else key

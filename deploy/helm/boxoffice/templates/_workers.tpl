@@ -56,6 +56,10 @@ spec:
             periodSeconds: {{ $c.livenessProbe.periodSeconds }}
             timeoutSeconds: {{ $c.livenessProbe.timeoutSeconds }}
             failureThreshold: {{ $c.livenessProbe.failureThreshold }}
+          readinessProbe:
+            exec:
+              command: ["python", "-m", "boxoffice_messaging.liveness", "--max-age", {{ $c.livenessProbe.maxAgeSeconds | toString | quote }}]
+            {{- toYaml $c.readinessProbe | nindent 12 }}
           resources:
             {{- toYaml $c.resources | nindent 12 }}
           securityContext:
