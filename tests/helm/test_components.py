@@ -84,7 +84,7 @@ def test_worker_liveness_checks_the_worker_still_consumes(component: str, queue:
     assert c["livenessProbe"]["exec"]["command"][:3] == [
         "python",
         "-m",
-        "boxoffice_messaging.liveness",
+        "boxoffice_messaging.heartbeat",
     ]
     heartbeat = env_of(c)["BOXOFFICE_WORKER_LIVENESS_FILE"]["value"]
     assert any(heartbeat.startswith(m["mountPath"] + "/") for m in c["volumeMounts"])

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from boxoffice_messaging.liveness import heartbeat_age, is_alive, main
+from boxoffice_messaging.heartbeat import Heartbeat, heartbeat_age, is_alive, main
 
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.stack import Stack
@@ -24,7 +24,7 @@ def probe(path: Path, max_age: float) -> int:
         [
             sys.executable,
             "-m",
-            "boxoffice_messaging.liveness",
+            "boxoffice_messaging.heartbeat",
             "--file",
             str(path),
             "--max-age",
@@ -82,3 +82,38 @@ def test_worker_heartbeat_stays_fresh_while_consuming_and_goes_stale_when_frozen
         worker.assert_running()
     finally:
         worker.stop()
+
+
+def test_heartbeat_touches_at_most_once_an_interval(tmp_path: Path) -> None:
+    path = tmp_path / "relay"
+    heartbeat = Heartbeat(str(path), interval_seconds=3600)
+    heartbeat.beat()
+    old = time.time() - 100
+    os.utime(path, (old, old))
+    heartbeat.beat()  # within the interval: no second touch
+    assert not is_alive(path, max_age_seconds=50)
+    Heartbeat(str(path), interval_seconds=0.001).beat()
+    assert is_alive(path, max_age_seconds=50)
+
+
+def test_relay_heartbeat_goes_stale_when_its_loop_stops(stack: Stack) -> None:
+    heartbeat = stack.var / "liveness" / f"relay-{os.getpid()}"
+    heartbeat.unlink(missing_ok=True)
+    env = stack.env(
+        BOXOFFICE_WORKER_LIVENESS_FILE=str(heartbeat),
+        BOXOFFICE_WORKER_LIVENESS_INTERVAL_SECONDS="0.5",
+    )
+    relay = ServiceProcess("relay-liveness", "boxoffice_booking.relay", env, stack.var / "logs")
+    relay.start()
+    try:
+        wait_until(lambda: probe(heartbeat, max_age=3) == 0, 30, "the relay's heartbeat")
+        assert relay.process is not None
+        relay.process.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: probe(heartbeat, max_age=3) == 1, 30, "a stale heartbeat")
+        finally:
+            relay.process.send_signal(signal.SIGCONT)
+        wait_until(lambda: probe(heartbeat, max_age=3) == 0, 30, "a fresh heartbeat")
+        relay.assert_running()
+    finally:
+        relay.stop()

@@ -10,7 +10,7 @@ from types import FrameType
 
 from boxoffice_db.engine import session_scope
 from boxoffice_messaging.celery_app import create_celery_app
-from boxoffice_messaging.liveness import Heartbeat
+from boxoffice_messaging.heartbeat import Heartbeat
 from boxoffice_messaging.outbox import publish_pending
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging

@@ -51,14 +51,14 @@ spec:
           # its heartbeat file; a process that merely exists does not pass.
           livenessProbe:
             exec:
-              command: ["python", "-m", "boxoffice_messaging.liveness", "--max-age", {{ $c.livenessProbe.maxAgeSeconds | toString | quote }}]
+              command: ["python", "-m", "boxoffice_messaging.heartbeat", "--max-age", {{ $c.livenessProbe.maxAgeSeconds | toString | quote }}]
             initialDelaySeconds: {{ $c.livenessProbe.initialDelaySeconds }}
             periodSeconds: {{ $c.livenessProbe.periodSeconds }}
             timeoutSeconds: {{ $c.livenessProbe.timeoutSeconds }}
             failureThreshold: {{ $c.livenessProbe.failureThreshold }}
           readinessProbe:
             exec:
-              command: ["python", "-m", "boxoffice_messaging.liveness", "--max-age", {{ $c.livenessProbe.maxAgeSeconds | toString | quote }}]
+              command: ["python", "-m", "boxoffice_messaging.heartbeat", "--max-age", {{ $c.livenessProbe.maxAgeSeconds | toString | quote }}]
             {{- toYaml $c.readinessProbe | nindent 12 }}
           resources:
             {{- toYaml $c.resources | nindent 12 }}
