@@ -103,3 +103,11 @@ def test_no_secret_has_a_default() -> None:
         DEFAULTS["postgresql"]["auth"]["password"],
     ]
     assert secrets == ["", "", "", "", ""]
+
+
+def test_the_readme_values_table_is_current() -> None:
+    from tests.helm.values_table import README, current_block, table
+
+    assert current_block(README.read_text()) == table(), (
+        "deploy/README.md is stale: run `uv run python -m tests.helm.values_table --write`"
+    )
