@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -207,3 +208,16 @@ def test_the_chart_renders_without_the_monitoring_files(tmp_path: Path) -> None:
     assert rendered.find("PrometheusRule", name("monitoring")) is None
     assert rendered.get("ServiceMonitor", name("booking"))
     assert rendered.get("PodMonitor", name("workers"))
+
+
+def test_in_chart_postgresql_password_is_generated_once_and_used_everywhere() -> None:
+    rendered = render(VALUE_SETS["in-chart-datastores"])
+    data = rendered.get("Secret", f"{FULLNAME}-secrets")["data"]
+    password = base64.b64decode(data["POSTGRES_PASSWORD"]).decode()
+    url = base64.b64decode(data["DATABASE_URL"]).decode()
+    assert len(password) == 32
+    assert url == f"postgresql://boxoffice:{password}@{name('postgresql')}:5432/boxoffice"
+    # The pods' checksum is of that same Secret: one render, one password.
+    pod = rendered.get("StatefulSet", name("postgresql"))["spec"]["template"]["metadata"]
+    api = rendered.get("Deployment", name("booking"))["spec"]["template"]["metadata"]
+    assert pod["annotations"]["checksum/secret"] == api["annotations"]["checksum/secret"]
