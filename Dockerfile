@@ -3,10 +3,8 @@
 #   boxoffice-scheduler | python -m boxoffice_db.migrate
 # Build with `make image`.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-
 # ---- build: resolve the locked dependencies into a virtualenv with uv ------------------------
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11-slim-bookworm AS build
 ARG UV_VERSION=0.13.8
 RUN python -m pip install --no-cache-dir "uv==${UV_VERSION}"
 ENV UV_COMPILE_BYTECODE=1 \
@@ -41,7 +39,7 @@ RUN for service in $SERVICES; do \
     done
 
 # ---- runtime: the virtualenv on a clean Python, as a non-root user ----------------------------
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python:3.11-slim-bookworm AS runtime
 LABEL org.opencontainers.image.title="boxoffice" \
       org.opencontainers.image.description="Boxoffice seat booking: API, relay, notifier, reaper, scheduler"
 RUN groupadd --gid 10001 boxoffice \

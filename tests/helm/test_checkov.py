@@ -1,4 +1,5 @@
-"""checkov over the rendered manifests: no failed check without a written reason."""
+"""checkov over the rendered manifests and the Dockerfile, hadolint over the Dockerfile:
+no failed check without a written reason in tests/helm/checkov-skips.yaml."""
 
 from __future__ import annotations
 
@@ -11,42 +12,28 @@ import yaml
 
 from tests.helm.chart import ROOT, VALUE_SETS, render
 
-SKIPS: dict[str, str] = yaml.safe_load((Path(__file__).parent / "checkov-skips.yaml").read_text())
+SKIPS: dict[str, dict[str, str]] = yaml.safe_load(
+    (Path(__file__).parent / "checkov-skips.yaml").read_text()
+)
 TOOLS = Path(__file__).parent / "tools"
+CHART_TOOL = ["uv", "run", "--quiet", "--project", str(TOOLS), "--frozen"]
 
 
-def test_every_skipped_check_has_a_reason() -> None:
-    assert SKIPS
-    for check, reason in SKIPS.items():
-        assert check.startswith("CKV_K8S_")
-        assert len(reason.split()) >= 10, check
-
-
-@pytest.mark.timeout(600)
-def test_checkov_finds_nothing_unexplained(tmp_path: Path) -> None:
-    for value_set in ("all-features", "in-chart-datastores", "defaults"):
-        objects = render(VALUE_SETS[value_set]).objects
-        (tmp_path / f"{value_set}.yaml").write_text(yaml.safe_dump_all(list(objects)))
+def checkov(target: list[str], framework: str) -> list[dict[str, object]]:
     result = subprocess.run(
         [
-            "uv",
-            "run",
-            "--quiet",
-            "--project",
-            str(TOOLS),
-            "--frozen",
+            *CHART_TOOL,
             "checkov",
-            "--directory",
-            str(tmp_path),
+            *target,
             "--framework",
-            "kubernetes",
+            framework,
             "--skip-download",
             "--compact",
             "--quiet",
             "--output",
             "json",
             "--skip-check",
-            ",".join(SKIPS),
+            ",".join(SKIPS[framework]),
         ],
         capture_output=True,
         text=True,
@@ -56,12 +43,47 @@ def test_checkov_finds_nothing_unexplained(tmp_path: Path) -> None:
     )
     assert result.stdout, result.stderr[-3000:]
     reports = json.loads(result.stdout)
-    reports = reports if isinstance(reports, list) else [reports]
-    failed = [
+    return reports if isinstance(reports, list) else [reports]
+
+
+def failures(reports: list[dict[str, object]]) -> list[str]:
+    return [
         f"{f['check_id']} {f['check_name']}: {f['resource']} ({Path(f['file_path']).name})"
         for report in reports
-        for f in report.get("results", {}).get("failed_checks", [])
+        for f in report.get("results", {}).get("failed_checks", [])  # type: ignore[attr-defined]
     ]
-    assert failed == []
-    passed = sum(report["summary"]["passed"] for report in reports)
+
+
+def test_every_skipped_check_has_a_reason() -> None:
+    assert set(SKIPS) == {"kubernetes", "dockerfile"}
+    for checks in SKIPS.values():
+        for check, reason in checks.items():
+            assert check.startswith(("CKV_K8S_", "CKV_DOCKER_"))
+            assert len(reason.split()) >= 10, check
+
+
+@pytest.mark.timeout(600)
+def test_checkov_finds_nothing_unexplained_in_the_manifests(tmp_path: Path) -> None:
+    for value_set in ("all-features", "in-chart-datastores", "defaults"):
+        objects = render(VALUE_SETS[value_set]).objects
+        (tmp_path / f"{value_set}.yaml").write_text(yaml.safe_dump_all(list(objects)))
+    reports = checkov(["--directory", str(tmp_path)], "kubernetes")
+    assert failures(reports) == []
+    passed = sum(report["summary"]["passed"] for report in reports)  # type: ignore[index]
     assert passed > 500  # checkov really looked at the objects
+
+
+@pytest.mark.timeout(600)
+def test_checkov_and_hadolint_find_nothing_unexplained_in_the_dockerfile() -> None:
+    reports = checkov(["--file", "Dockerfile"], "dockerfile")
+    assert failures(reports) == []
+    assert sum(report["summary"]["passed"] for report in reports) > 50  # type: ignore[index]
+    lint = subprocess.run(
+        [*CHART_TOOL, "hadolint", "Dockerfile"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
