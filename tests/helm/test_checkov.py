@@ -4,6 +4,7 @@ no failed check without a written reason in tests/helm/checkov-skips.yaml."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -16,7 +17,8 @@ SKIPS: dict[str, dict[str, str]] = yaml.safe_load(
     (Path(__file__).parent / "checkov-skips.yaml").read_text()
 )
 TOOLS = Path(__file__).parent / "tools"
-CHART_TOOL = ["uv", "run", "--quiet", "--project", str(TOOLS), "--frozen"]
+# `uv run` tells its children where uv is; fall back to PATH.
+CHART_TOOL = [os.environ.get("UV", "uv"), "run", "--quiet", "--project", str(TOOLS), "--frozen"]
 
 
 def checkov(target: list[str], framework: str) -> list[dict[str, object]]:
