@@ -51,7 +51,7 @@ def test_probe_fails_when_the_heartbeat_is_older_than_max_age(tmp_path: Path) ->
     assert main(["--file", str(path), "--max-age", "180"]) == 0
 
 
-def test_worker_heartbeat_stays_fresh_while_consuming_and_goes_stale_when_frozen(
+def test_worker_heartbeat_is_fresh_while_consuming_stale_when_frozen_and_sigterm_is_warm(
     stack: Stack,
 ) -> None:
     heartbeat = stack.var / "liveness" / f"reaper-{os.getpid()}"
@@ -80,6 +80,10 @@ def test_worker_heartbeat_stays_fresh_while_consuming_and_goes_stale_when_frozen
         # Thawed, it consumes again and the probe passes again.
         wait_until(lambda: probe(heartbeat, max_age=3) == 0, 30, "a fresh heartbeat")
         worker.assert_running()
+        # SIGTERM, as Kubernetes sends it to PID 1: a warm shutdown and a clean exit.
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(60) == 0
+        assert "Warm shutdown" in worker.log()
     finally:
         worker.stop()
 
