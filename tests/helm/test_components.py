@@ -202,3 +202,13 @@ def test_changing_the_config_rolls_every_pod() -> None:
     assert (
         annotations["annotations"]["checksum/secret"] != original["annotations"]["checksum/secret"]
     )
+
+
+def test_api_drains_before_it_stops() -> None:
+    pod = render().get("Deployment", name("booking"))["spec"]["template"]["spec"]
+    c = container(render().get("Deployment", name("booking")))
+    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    # The pause plus uvicorn's 20 s graceful shutdown fit in the grace period.
+    assert pod["terminationGracePeriodSeconds"] >= 5 + 20
+    off = render({"booking": {"preStopSleepSeconds": 0}}).get("Deployment", name("booking"))
+    assert "lifecycle" not in container(off)
