@@ -14,6 +14,8 @@ def in_cluster() -> bool:
 
 
 def current_namespace(default: str = "default") -> str:
-    """The pod's namespace, from its service account."""
+    """The pod's namespace: POD_NAMESPACE (downward API), else its service account's."""
+    if namespace := os.environ.get("POD_NAMESPACE"):
+        return namespace
     path = SERVICE_ACCOUNT / "namespace"
     return path.read_text().strip() if path.exists() else default
