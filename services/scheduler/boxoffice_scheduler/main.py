@@ -8,7 +8,7 @@ from pathlib import Path
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
-from boxoffice_telemetry.metrics import serve_metrics
+from boxoffice_telemetry.wiring import setup_producer
 
 from boxoffice_scheduler.schedule import build_schedule
 
@@ -16,8 +16,10 @@ from boxoffice_scheduler.schedule import build_schedule
 def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     configure_logging("scheduler", settings.log_level)
-    serve_metrics(settings.metrics_port)
     app = create_celery_app("boxoffice-scheduler", settings)
+    setup_producer(
+        app, service="scheduler", metrics_port=settings.metrics_port, redis_url=settings.redis_url
+    )
     app.conf.beat_schedule = build_schedule(settings)
     state_dir = Path(settings.scheduler_state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
