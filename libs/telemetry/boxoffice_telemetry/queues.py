@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -54,7 +55,9 @@ class QueueLengthCollector(Collector):
             "celery_queue_length", "Messages waiting in a queue", labels=["queue_name"]
         )
         try:
-            lengths = queue_lengths(self._client, self._queues)
+            # A scrape every few seconds is not worth a trace of its own.
+            with suppress_instrumentation():
+                lengths = queue_lengths(self._client, self._queues)
         except Exception as exc:
             # A scrape must not fail because Redis is down: the series goes missing instead,
             # and the "Redis unreachable" / absent() alerts say why.

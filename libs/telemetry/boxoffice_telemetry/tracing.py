@@ -29,12 +29,14 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.engine import ExceptionContext
 
 log = logging.getLogger(__name__)
 
 TRACES_FILE_ENV = "BOXOFFICE_TRACES_FILE"
 TRACER_NAME = "boxoffice"
+_SPANS_KEY = "boxoffice_sql_spans"
 
 _configured_pid: int | None = None
 _lock = threading.Lock()
@@ -122,14 +124,51 @@ def tracer() -> trace.Tracer:
 
 
 def trace_sqlalchemy(engine: Engine) -> None:
-    """Add a span for every statement `engine` runs."""
-    if not tracing_enabled():
-        return
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    """Add a client span for every statement `engine` runs (statement text, never parameters).
 
-    instrumentor = SQLAlchemyInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument(engine=engine)
+    Event listeners rather than opentelemetry-instrumentation-sqlalchemy: that package does not
+    yet accept SQLAlchemy 2.1 and pulls in the asyncio extra.
+    """
+    if not tracing_enabled() or getattr(engine, "_boxoffice_traced", False):
+        return
+    engine._boxoffice_traced = True  # type: ignore[attr-defined]
+    database = engine.url.database or ""
+    system = engine.dialect.name
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(
+        conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+        span = tracer().start_span(
+            f"{operation} {database}".strip(),
+            kind=trace.SpanKind.CLIENT,
+            attributes={
+                "db.system": system,
+                "db.name": database,
+                "db.statement": statement[:2000],
+                "db.operation": operation,
+            },
+        )
+        conn.info.setdefault(_SPANS_KEY, []).append(span)
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _end(
+        conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        spans = conn.info.get(_SPANS_KEY)
+        if spans:
+            spans.pop().end()
+
+    @event.listens_for(engine, "handle_error")
+    def _error(context: ExceptionContext) -> None:
+        conn = context.connection
+        spans = conn.info.get(_SPANS_KEY) if conn is not None else None
+        if spans:
+            span = spans.pop()
+            span.record_exception(context.original_exception)
+            span.set_status(trace.Status(trace.StatusCode.ERROR))
+            span.end()
 
 
 def current_trace_context() -> dict[str, str]:

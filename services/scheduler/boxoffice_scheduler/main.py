@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.wiring import setup_producer
 
 from boxoffice_scheduler.schedule import build_schedule
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     state_dir = Path(settings.scheduler_state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     args = argv if argv is not None else sys.argv[1:]
+    log.info("scheduler starting", extra={"jobs": sorted(app.conf.beat_schedule)})
     app.start(
         [
             "beat",
