@@ -23,8 +23,8 @@ proto: install ## regenerate the Python message code from proto/
 	find $(PROTO_OUT)/boxoffice -type d -exec touch {}/__init__.py \;
 
 .PHONY: run
-run: install ## start every service locally on embedded PostgreSQL and Redis (Ctrl-C stops all)
-	$(PY) boxoffice-dev run
+run: install ## start every service locally (FLOWER=1 adds Flower on :5555; Ctrl-C stops all)
+	$(PY) boxoffice-dev run $(if $(FLOWER),--flower)
 
 .PHONY: test
 test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis, workers)
