@@ -30,11 +30,15 @@ run: install ## start every service locally (FLOWER=1 adds Flower on :5555; Ctrl
 test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis, workers)
 	$(PY) pytest tests
 
+.PHONY: dashboards
+dashboards: install ## rebuild the Grafana dashboards in deploy/helm/boxoffice/files/dashboards
+	$(PY) python scripts/build_dashboards.py
+
 .PHONY: lint
 lint: install ## ruff and mypy --strict
 	$(PY) ruff check .
 	$(PY) ruff format --check .
-	$(PY) mypy libs services tools tests
+	$(PY) mypy libs services tools tests scripts
 
 .PHONY: format
 format: install ## format the code with ruff
