@@ -119,3 +119,27 @@ def test_status_class_and_unmatched_route() -> None:
     assert status_class(201) == "2xx"
     assert status_class(503) == "5xx"
     assert route_template({"type": "http"}) == "none"
+
+
+def test_client_calls_outside_any_trace_are_dropped_inside_kept() -> None:
+    from boxoffice_telemetry.tracing import BackgroundClientCallFilter
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+    from opentelemetry.trace import SpanKind
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider(sampler=BackgroundClientCallFilter(ALWAYS_ON))
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("BRPOP", kind=SpanKind.CLIENT):
+        pass
+    with (
+        tracer.start_as_current_span("POST /v1/bookings", kind=SpanKind.SERVER),
+        tracer.start_as_current_span("INSERT boxoffice", kind=SpanKind.CLIENT),
+    ):
+        pass
+    assert [s.name for s in exported.get_finished_spans()] == [
+        "INSERT boxoffice",
+        "POST /v1/bookings",
+    ]

@@ -94,4 +94,6 @@ def instrument_fastapi(app: FastAPI) -> None:
     if tracing_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app, excluded_urls="/metrics,/healthz,/readyz")
+        FastAPIInstrumentor.instrument_app(
+            app, excluded_urls="/metrics,/healthz,/readyz", exclude_spans=["receive", "send"]
+        )

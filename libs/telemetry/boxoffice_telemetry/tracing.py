@@ -29,6 +29,8 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.util.types import Attributes
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import ExceptionContext
 
@@ -74,6 +76,38 @@ class JsonLinesSpanExporter(SpanExporter):
         return None
 
 
+class BackgroundClientCallFilter(Sampler):
+    """Drops client spans that start a trace; otherwise defers to the configured sampler.
+
+    A Redis or SQL call outside any request or task is the workers' and relay's housekeeping
+    (broker polling, task events, the outbox poll every 50 ms): thousands of one-span traces
+    that bury the real ones. Inside a request or task the same calls are kept.
+    """
+
+    def __init__(self, delegate: Sampler) -> None:
+        self._delegate = delegate
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: trace.SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[trace.Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if kind is trace.SpanKind.CLIENT and not parent.is_valid:
+            return SamplingResult(Decision.DROP)
+        return self._delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"BackgroundClientCallFilter{{{self._delegate.get_description()}}}"
+
+
 def configure_tracing(service: str) -> bool:
     """Install this process's tracer provider once; True if tracing is on.
 
@@ -90,7 +124,10 @@ def configure_tracing(service: str) -> bool:
         resource = Resource.create({SERVICE_NAME: f"boxoffice-{service}"}).merge(
             OTELResourceDetector().detect()
         )
-        provider = TracerProvider(resource=resource)
+        # TracerProvider() reads OTEL_TRACES_SAMPLER; wrap whatever it chose.
+        provider = TracerProvider(
+            resource=resource, sampler=BackgroundClientCallFilter(TracerProvider().sampler)
+        )
         for name in exporter_names():
             if name == "otlp":
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
