@@ -616,7 +616,7 @@ def build() -> dict[str, dict[str, Any]]:
         panel(
             16,
             "Dead letters by service",
-            [("max by (service) (boxoffice_dead_letters)", "{{service}}")],
+            [("max by (service) (boxoffice_dead_letters) or vector(0)", "{{service}}")],
             16,
             43,
             w=8,

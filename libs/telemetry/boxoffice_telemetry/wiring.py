@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from celery import Celery
 from celery.signals import worker_process_init
+from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from boxoffice_telemetry.celery import instrument_celery_producer, instrument_celery_worker
@@ -87,9 +88,10 @@ def setup_producer(
     metrics_port: int,
     redis_url: str,
     engine: Callable[[], Engine] | None = None,
+    collectors: Sequence[Collector] = (),
 ) -> None:
     """For processes that publish tasks without consuming any (relay, scheduler)."""
     instrument_celery_producer()
-    serve_metrics(metrics_port, [QueueLengthCollector(redis_url, queue_names(app))])
+    serve_metrics(metrics_port, [QueueLengthCollector(redis_url, queue_names(app)), *collectors])
     if configure_tracing(service) and engine is not None:
         trace_sqlalchemy(engine())

@@ -12,6 +12,7 @@ from boxoffice_db.engine import get_engine, session_scope
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.outbox import publish_pending
 from boxoffice_settings import get_settings
+from boxoffice_telemetry.domain import DeadLetterCollector
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.wiring import setup_producer
 
@@ -46,6 +47,7 @@ def main() -> None:
         metrics_port=settings.metrics_port,
         redis_url=settings.redis_url,
         engine=get_engine,
+        collectors=[DeadLetterCollector(get_engine)],
     )
     stop = threading.Event()
 

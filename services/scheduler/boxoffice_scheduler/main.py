@@ -8,6 +8,7 @@ from pathlib import Path
 
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_settings import get_settings
+from boxoffice_telemetry.domain import SCHEDULER_LEADER
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.wiring import setup_producer
 
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     state_dir = Path(settings.scheduler_state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     args = argv if argv is not None else sys.argv[1:]
+    # Without leader election this one scheduler is the leader; an elected scheduler sets the
+    # gauge when it gains or loses the lease instead.
+    SCHEDULER_LEADER.set(1)
     log.info("scheduler starting", extra={"jobs": sorted(app.conf.beat_schedule)})
     app.start(
         [

@@ -1,4 +1,4 @@
-"""`celery_queue_length` counts every priority sub-list, read from a real Redis."""
+"""Collectors read at scrape time: queue lengths from a real Redis, dead letters from PostgreSQL."""
 
 from __future__ import annotations
 
@@ -41,3 +41,13 @@ def test_queue_length_includes_prioritised_messages(stack: Stack) -> None:
 def test_queue_length_is_absent_not_an_error_when_redis_is_down() -> None:
     collector = QueueLengthCollector("redis://127.0.0.1:1/0", ["reaper"])
     assert list(collector.collect()) == []
+
+
+def test_dead_letter_count_never_fails_a_scrape(stack: Stack) -> None:
+    from boxoffice_db.engine import get_engine
+    from boxoffice_telemetry.domain import DeadLetterCollector
+
+    families = list(DeadLetterCollector(get_engine).collect())
+    for family in families:
+        assert family.name == "boxoffice_dead_letters"
+        assert all(s.value >= 0 for s in family.samples)
