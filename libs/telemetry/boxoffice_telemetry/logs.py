@@ -49,6 +49,7 @@ def _scrub(value: Any) -> Any:
 
 def scrub_personal_data(_: Any, __: str, event: EventDict) -> EventDict:
     """structlog processor: no email address or phone number leaves the process in a log."""
+    event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
     for key, value in list(event.items()):
         if key in PERSONAL_FIELDS:
             event[key] = "<redacted>"
