@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from celery import Celery, Task, signals
+from celery import Task, signals
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
@@ -268,9 +268,11 @@ def _child_exited(pid: int = 0, **_: Any) -> None:
     process_exited(pid or os.getpid())
 
 
-def instrument_celery_worker(app: Celery) -> None:
-    """Count, time and trace every task this worker runs; tag its log lines with the task."""
-    del app  # the signals are global; the argument says which app the caller wires
+def instrument_celery_worker() -> None:
+    """Count, time and trace every task this process runs; tag its log lines with the task.
+
+    Celery's signals are process-wide, as is a worker: one call covers every app in it.
+    """
     instrument_celery_producer()  # tasks that send tasks
     signals.task_received.connect(_received, weak=False)
     signals.task_prerun.connect(_prerun, weak=False)

@@ -67,7 +67,7 @@ def setup_celery_worker(
 ) -> None:
     """Metrics on `metrics_port`, task metrics and spans from signals, tracing after fork."""
     prepare_multiprocess_dir()
-    instrument_celery_worker(app)
+    instrument_celery_worker()
     serve_metrics(metrics_port, [QueueLengthCollector(redis_url, queue_names(app))])
 
     def start_tracing(**_: object) -> None:
