@@ -14,14 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client import Counter, Gauge
+from boxoffice_telemetry.domain import SCHEDULER_LEADER
+from prometheus_client import Counter
 from redis import Redis
 
 from boxoffice_scheduler.state import KEY_PREFIX, LockGuard
 
 log = logging.getLogger(__name__)
 
-IS_LEADER = Gauge("boxoffice_scheduler_is_leader", "1 while this replica leads and may send")
+# The leader gauge is shared with the dashboards and alerts (boxoffice_scheduler_leader).
+IS_LEADER = SCHEDULER_LEADER
 LEADERSHIP_CHANGES = Counter(
     "boxoffice_scheduler_leadership_changes_total",
     "Times this replica became or stopped being the leader",

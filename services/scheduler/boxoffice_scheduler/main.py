@@ -9,7 +9,7 @@ from types import FrameType
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
-from boxoffice_telemetry.metrics import serve_metrics
+from boxoffice_telemetry.wiring import setup_producer
 from celery.beat import Service
 
 from boxoffice_scheduler.scheduler import LeaderScheduler
@@ -25,10 +25,13 @@ def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging("scheduler", settings.log_level)
-    serve_metrics(settings.metrics_port)
     app = create_celery_app("boxoffice-scheduler", settings)
+    setup_producer(
+        app, service="scheduler", metrics_port=settings.metrics_port, redis_url=settings.redis_url
+    )
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)
+    # The leader gauge (boxoffice_scheduler_leader) is set by the election as the lease moves.
     service = Service(app, max_interval=1, scheduler_cls=LeaderScheduler)
     log.info("beat: starting")
     service.start()
