@@ -34,7 +34,20 @@ test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis,
 lint: install ## ruff and mypy --strict
 	$(PY) ruff check .
 	$(PY) ruff format --check .
-	$(PY) mypy libs services tools tests
+	$(PY) mypy libs services tools tests bench
+
+.PHONY: bench
+bench: install wrk ## benchmarks, full run (~10 min): table to docs/benchmarks.md, JSON to var/bench/
+	$(PY) python -m bench
+
+.PHONY: bench-quick
+bench-quick: install wrk ## benchmarks, short run (under 2 minutes): table printed, JSON to var/bench/
+	$(PY) python -m bench --quick
+
+.PHONY: wrk
+wrk: ## install the wrk load generator (Debian package) if it is missing
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| { echo "install wrk (apt-get install wrk) and re-run"; exit 1; }
 
 .PHONY: format
 format: install ## format the code with ruff

@@ -1,0 +1,23 @@
+"""The five scenarios; each returns a ScenarioResult with its figures beside a baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.config import Sizes
+from bench.system import BenchSystem, Infrastructure
+
+
+@dataclass
+class Context:
+    """What a scenario runs against."""
+
+    infra: Infrastructure
+    sizes: Sizes
+    api_key: str
+    system: BenchSystem
+    baseline_url: str
+
+
+def ratio(value: float, baseline: float) -> float:
+    return value / baseline if baseline else float("nan")
