@@ -20,7 +20,7 @@ from bench.report import (
     render_markdown,
     write_json,
 )
-from bench.scenarios import Context, ratio
+from bench.scenarios import Context, ratio, say
 from bench.scenarios.expiry import run_expiry
 from bench.scenarios.hot_seats import run_hot_seats
 from bench.scenarios.notifications import run_notifications
@@ -74,6 +74,7 @@ def run(
     try:
         machine = describe_machine(infra, sizes.name)
         api_key = infra.create_api_key()
+        say("starting every service")
         system = BenchSystem(infra, "main").start()
         baseline_port = free_port()
         baseline = ServiceProcess(
@@ -81,8 +82,9 @@ def run(
             "bench.baseline_app",
             system.env | {"BOXOFFICE_API_PORT": str(baseline_port)},
             system.logs,
-        ).start()
+        )
         try:
+            baseline.start()
             baseline_url = f"http://127.0.0.1:{baseline_port}"
             wait_for_http(baseline_url + "/healthz", timeout=60)
             ctx = Context(infra, sizes, api_key, system, baseline_url)
@@ -106,20 +108,12 @@ def run(
                 results.append(run_hot_seats(ctx))
             if "4" in wanted:
                 results.append(run_notifications(ctx))
+            if "3" in wanted:
+                results.append(run_expiry(ctx))
             system.assert_running()
         finally:
             baseline.stop()
             system.stop()
-        if "3" in wanted:
-            results.append(
-                run_expiry(
-                    infra,
-                    api_key,
-                    sizes.expiry_holds,
-                    sizes.expiry_spread_seconds,
-                    sizes.expiry_ttl_seconds,
-                )
-            )
         if "5" in wanted:
             results.append(footprint)
     finally:

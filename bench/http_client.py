@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+REPLY_TIMEOUT = 60.0  # seconds; a request with no answer by then counts as failed (status 0)
+
 
 @dataclass
 class Reply:
@@ -78,9 +80,14 @@ class Connection:
         assert self.reader is not None
         assert self.writer is not None
         sent_at, started = time.time(), time.perf_counter()
-        self.writer.write(raw)
-        await self.writer.drain()
-        status, body = await read_reply(self.reader)
+        try:
+            self.writer.write(raw)
+            await self.writer.drain()
+            status, body = await asyncio.wait_for(read_reply(self.reader), REPLY_TIMEOUT)
+        except (TimeoutError, OSError, ConnectionError, asyncio.IncompleteReadError) as exc:
+            # No answer is a result too (status 0), never a hang: the connection is dropped.
+            self.writer.close()
+            return Reply(0, repr(exc).encode(), sent_at, time.perf_counter() - started)
         return Reply(status, body, sent_at, time.perf_counter() - started)
 
     async def close(self) -> None:

@@ -138,11 +138,35 @@ class BenchSystem:
     def start(self) -> BenchSystem:
         for process in self.processes.values():
             process.start()
-        wait_for_http(self.api_url + "/readyz", timeout=60)
-        for name, process in self.processes.items():
-            if name == "notifier" or name.startswith("reaper"):
-                process.wait_for_log("ready.", timeout=60)
+        try:
+            wait_for_http(self.api_url + "/readyz", timeout=90)
+            for name, process in self.processes.items():
+                if name == "notifier" or name.startswith("reaper"):
+                    process.wait_for_log("ready.", timeout=90)
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    def restart(self, name: str, **env: str) -> None:
+        """Restart one service with extra settings (the others keep running)."""
+        old = self.processes[name]
+        old.stop()
+        module = old.argv[2]
+        self.processes[name] = ServiceProcess(name, module, self.env | env, self.logs).start()
+        if name == "api":
+            wait_for_http(self.api_url + "/readyz", timeout=60)
+
+    def add_reapers(self, total: int) -> None:
+        """Start reaper replicas until there are `total`."""
+        started = []
+        for number in range(1, total + 1):
+            name = f"reaper-{number}"
+            if name not in self.processes:
+                self.processes[name] = ServiceProcess(name, REAPER_MODULE, self.env, self.logs)
+                started.append(self.processes[name].start())
+        for process in started:
+            process.wait_for_log("ready.", timeout=60)
 
     def pids(self) -> dict[str, int]:
         return {

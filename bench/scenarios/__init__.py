@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from bench.config import Sizes
@@ -17,6 +18,11 @@ class Context:
     api_key: str
     system: BenchSystem
     baseline_url: str
+
+
+def say(message: str) -> None:
+    """A progress line, so a long run shows where it is."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def ratio(value: float, baseline: float) -> float:

@@ -12,11 +12,11 @@ from sqlalchemy import text
 
 from bench.http_client import Client, paced
 from bench.report import Row, ScenarioResult, number
-from bench.scenarios import ratio
+from bench.scenarios import Context, ratio, say
 from bench.scenarios.booking_load import Booker
 from bench.seating import SEATS_PER_SHOWTIME, create_showtimes
 from bench.stats import Goal, summary_ms
-from bench.system import BenchSystem, Infrastructure
+from bench.system import BenchSystem
 from tests.support.processes import wait_until
 
 
@@ -67,39 +67,39 @@ class ExpiryRun:
     max_ms: float
 
 
-def measure_expiry(
-    infra: Infrastructure, api_key: str, holds: int, spread: int, ttl: int, reapers: int
-) -> ExpiryRun:
-    system = BenchSystem(
-        infra, f"expiry-{reapers}", reapers=reapers, BOXOFFICE_HOLD_TTL_SECONDS=str(ttl)
-    ).start()
-    try:
-        showtimes = create_showtimes(math.ceil(holds / SEATS_PER_SHOWTIME))
-        started = time.monotonic()
-        created = asyncio.run(
-            _create_holds(system.api_url, api_key, showtimes, holds, holds / spread)
-        )
-        wait_until(lambda: _pending(showtimes) == 0, 120, "every hold to expire", interval=0.5)
-        system.assert_running()
-        lags = _lags(showtimes)
-        return ExpiryRun(
-            reapers=reapers,
-            holds=holds,
-            created=created,
-            expired=len(lags),
-            seconds=round(time.monotonic() - started, 1),
-            **summary_ms(lags),
-        )
-    finally:
-        system.stop()
+def measure_expiry(system: BenchSystem, api_key: str, holds: int, spread: int) -> ExpiryRun:
+    """Create `holds` holds evenly over `spread` seconds and time their expiry."""
+    reapers = sum(name.startswith("reaper") for name in system.processes)
+    say(f"3. expiry lag: {holds} holds over {spread} s, {reapers} reaper(s)")
+    showtimes = create_showtimes(math.ceil(holds / SEATS_PER_SHOWTIME))
+    started = time.monotonic()
+    created = asyncio.run(_create_holds(system.api_url, api_key, showtimes, holds, holds / spread))
+    wait_until(lambda: _pending(showtimes) == 0, 120, "every hold to expire", interval=0.5)
+    system.assert_running()
+    lags = _lags(showtimes)
+    return ExpiryRun(
+        reapers=reapers,
+        holds=holds,
+        created=created,
+        expired=len(lags),
+        seconds=round(time.monotonic() - started, 1),
+        **summary_ms(lags),
+    )
 
 
-def run_expiry(
-    infra: Infrastructure, api_key: str, holds: int, spread: int, ttl: int
-) -> ScenarioResult:
+def run_expiry(ctx: Context) -> ScenarioResult:
+    """Runs last on the main system: its API is restarted with a short hold TTL."""
+    holds, spread, ttl = (
+        ctx.sizes.expiry_holds,
+        ctx.sizes.expiry_spread_seconds,
+        ctx.sizes.expiry_ttl_seconds,
+    )
     result = ScenarioResult("expiry_lag", f"3. Expiry lag ({holds:,} holds over {spread} s)")
-    one = measure_expiry(infra, api_key, holds, spread, ttl, reapers=1)
-    three = measure_expiry(infra, api_key, holds, spread, ttl, reapers=3)
+    system = ctx.system
+    system.restart("api", BOXOFFICE_HOLD_TTL_SECONDS=str(ttl))
+    one = measure_expiry(system, ctx.api_key, holds, spread)
+    system.add_reapers(3)
+    three = measure_expiry(system, ctx.api_key, holds, spread)
     result.data = {
         "ttl_seconds": ttl,
         "spread_seconds": spread,

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from bench.config import HOT_ATTEMPTS, HOT_SEATS
 from bench.http_client import Reply, burst, encode_request
 from bench.report import Row, ScenarioResult, number
-from bench.scenarios import Context, ratio
+from bench.scenarios import Context, ratio, say
 from bench.seating import create_showtimes, seat_label
 from bench.stats import Goal, summary_ms
 
@@ -50,6 +50,7 @@ def _held_seats(showtime_id: str) -> int:
 
 def run_hot_seats(ctx: Context) -> ScenarioResult:
     result = ScenarioResult("hot_seats", "2. Hot seats (1,000 on 10 seats)")
+    say(f"2. hot seats: {HOT_ATTEMPTS} attempts on {HOT_SEATS} seats")
     [showtime_id] = create_showtimes(1)
     api_url = ctx.system.api_url
     replies: list[Reply] = asyncio.run(burst(api_url, _requests(ctx, api_url, showtime_id)))

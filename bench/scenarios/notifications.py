@@ -24,7 +24,7 @@ from sqlalchemy import text
 from bench.http_client import Client, Reply, closed_loop, paced
 from bench.noop_worker import QUEUE_NOOP, TASK_NOOP
 from bench.report import Row, ScenarioResult, number
-from bench.scenarios import Context, ratio
+from bench.scenarios import Context, ratio, say
 from bench.scenarios.booking_load import Booker
 from bench.seating import SEATS_PER_SHOWTIME, create_showtimes
 from bench.stats import Goal, summary_ms
@@ -128,6 +128,7 @@ def run_notifications(ctx: Context) -> ScenarioResult:
         math.ceil((steady_count + sizes.burst_confirmations) / SEATS_PER_SHOWTIME)
     )
 
+    say(f"4. notifications: {steady_count} confirmations at {rate}/s")
     held, payments = _steady(ctx, showtimes, steady_count)
     paid = [(h, r) for h, r in zip(held, payments, strict=True) if r.status == 201]
     emails = _wait_for_emails(ctx, [ref for (_, ref), _ in paid], 120)
@@ -135,6 +136,7 @@ def run_notifications(ctx: Context) -> ScenarioResult:
     steady_latency = summary_ms(latencies)
     payment_latency = summary_ms([r.latency for _, r in paid])
 
+    say(f"4. notifications: a backlog of {sizes.burst_confirmations}, then the no-op baseline")
     relay = ctx.system.processes["relay"]
     relay.stop()
     backlog, confirm_rate = _backlog(ctx, showtimes, steady_count, sizes.burst_confirmations)

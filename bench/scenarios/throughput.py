@@ -8,7 +8,7 @@ import time
 from bench.config import CONNECTIONS
 from bench.footprint import PeakSampler
 from bench.report import Row, ScenarioResult, number
-from bench.scenarios import Context, ratio
+from bench.scenarios import Context, ratio, say
 from bench.seating import ROWS, SEATS_PER_ROW, SEATS_PER_SHOWTIME, create_showtimes
 from bench.stats import Goal
 from bench.wrk import WrkResult, run_wrk
@@ -36,12 +36,14 @@ def run_hold_throughput(
 
     # Warm both servers up (imports, pools, JIT-free but cache-warm), and size the seat stock
     # from the warm-up rate so the measured run never runs out of fresh seats.
+    say("1. hold throughput: warming up the API and the baseline")
     [warm_showtime] = create_showtimes(1)
     warm = _load(ctx, api, sizes.wrk_warmup_seconds, [warm_showtime])
     _load(ctx, base, sizes.wrk_warmup_seconds, [warm_showtime])
     expected = max(warm.per_second, 200.0) * 3 * sizes.wrk_seconds
     showtimes = create_showtimes(math.ceil(expected / SEATS_PER_SHOWTIME))
 
+    say(f"1. hold throughput: wrk, {CONNECTIONS} connections, {sizes.wrk_seconds} s each")
     time.sleep(1)
     with PeakSampler(footprint_pids) as sampler:
         holds = _load(ctx, api, sizes.wrk_seconds, showtimes)
