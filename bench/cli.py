@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -120,6 +121,7 @@ def run(
         infra.stop()
     results.sort(key=lambda r: r.title)
     machine["seconds"] = time.monotonic() - started
+    machine["load_average_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return machine, results
 
 

@@ -1,29 +1,31 @@
-"""A real SMTP server (aiosmtpd) that notes when each email arrived, by booking reference."""
+"""A real SMTP server (aiosmtpd) that notes when each email arrived and what it mentions."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from email.parser import BytesHeaderParser
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from boxoffice_devstack.servers import free_port
 
+# Booking references are short upper-case codes; an email "is about" every such token in it,
+# so matching survives changes to the templates, subjects and headers.
+TOKEN = re.compile(rb"\b[A-Z0-9]{6,16}\b")
+
 
 class TimestampingHandler:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        # (arrival wall-clock time, Subject, X-Boxoffice-Booking reference)
-        self.arrivals: list[tuple[float, str, str]] = []
+        self.arrivals: list[tuple[float, frozenset[str]]] = []  # (wall clock, tokens)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook
         arrived = time.time()
-        headers = BytesHeaderParser().parsebytes(envelope.content)
+        content: bytes = envelope.content[:16384]
+        tokens = frozenset(t.decode() for t in TOKEN.findall(content))
         with self.lock:
-            self.arrivals.append(
-                (arrived, str(headers["Subject"] or ""), str(headers["X-Boxoffice-Booking"] or ""))
-            )
+            self.arrivals.append((arrived, tokens))
         return "250 OK"
 
 
@@ -42,14 +44,16 @@ class Mailbox:
     def stop(self) -> None:
         self.controller.stop()
 
-    def arrivals(self) -> list[tuple[float, str, str]]:
+    def count(self) -> int:
         with self.handler.lock:
-            return list(self.handler.arrivals)
+            return len(self.handler.arrivals)
 
-    def confirmations(self) -> dict[str, float]:
-        """Booking reference -> when its first confirmation email arrived."""
+    def first_arrivals(self, references: set[str]) -> dict[str, float]:
+        """Reference -> when the first email mentioning it arrived (for those that did)."""
+        with self.handler.lock:
+            arrivals = list(self.handler.arrivals)
         first: dict[str, float] = {}
-        for arrived, subject, reference in self.arrivals():
-            if "confirmed" in subject.lower() and reference not in first:
-                first[reference] = arrived
+        for arrived, tokens in arrivals:
+            for reference in tokens & references:
+                first.setdefault(reference, arrived)
         return first

@@ -111,7 +111,8 @@ def render_markdown(machine: dict[str, Any], results: list[ScenarioResult], json
             f"- date: {machine['date']} ({machine['kind']} run, {machine['seconds']:.0f} s)",
             f"- machine: {machine['cpu_count']} CPUs ({machine['cpu_model']}), "
             f"{machine['memory_gib']:.1f} GiB RAM, load average at start "
-            f"{machine['load_average']}",
+            f"{machine['load_average']}, at the end {machine.get('load_average_end', 'n/a')} "
+            "(other jobs share the machine)",
             f"- commit: {machine['commit']}",
             f"- versions: {versions}",
             f"- machine-readable: `var/bench/{json_name}` (not committed)",

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import smtplib
+import time
 import uuid
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from boxoffice_devstack.servers import free_port
 
 from bench.http_client import burst, encode_request
+from bench.mailbox import Mailbox
 from bench.report import Row, ScenarioResult, markdown_table
 from bench.seating import ROWS, SEATS_PER_ROW, seat_label
 from bench.stats import Goal, percentile
@@ -95,3 +99,20 @@ def test_missed_goals_are_stated_plainly() -> None:
     table = markdown_table([result])
     assert "| ≤ 50 ms | **MISSED** |" in table
     assert "| ≥ 0.25 | met |" in table
+
+
+def test_mailbox_times_each_email_by_the_booking_it_mentions() -> None:
+    mailbox = Mailbox().start()
+    try:
+        message = EmailMessage()
+        message["From"], message["To"] = "a@example.com", "b@example.com"
+        message["Subject"] = "Booking K7PQ2M9X confirmed"
+        message.set_content("Seats A1, A2")
+        before = time.time()
+        with smtplib.SMTP("127.0.0.1", mailbox.port, timeout=10) as smtp:
+            smtp.send_message(message)
+        arrivals = mailbox.first_arrivals({"K7PQ2M9X", "ZZZZZZZZ"})
+        assert list(arrivals) == ["K7PQ2M9X"]
+        assert before <= arrivals["K7PQ2M9X"] <= time.time()
+    finally:
+        mailbox.stop()
