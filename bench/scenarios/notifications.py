@@ -133,9 +133,16 @@ def run_notifications(ctx: Context) -> ScenarioResult:
     held, payments = _steady(ctx, showtimes, steady_count)
     paid = [(h, r) for h, r in zip(held, payments, strict=True) if r.status == 201]
     emails = _wait_for_emails(ctx, [ref for (_, ref), _ in paid], 120)
-    latencies = [emails[ref] - reply.sent_at for (_, ref), reply in paid]
-    steady_latency = summary_ms(latencies)
+    # From the payment request to the email: what the customer waits.
+    steady_user = summary_ms([emails[ref] - reply.sent_at for (_, ref), reply in paid])
+    # From the API's answer (the confirmation and its outbox row committed) to the email: the
+    # outbox -> relay -> Celery -> notifier -> SMTP pipeline the goal is about.
+    steady_latency = summary_ms(
+        [emails[ref] - (reply.sent_at + reply.latency) for (_, ref), reply in paid]
+    )
     payment_latency = summary_ms([r.latency for _, r in paid])
+    answered = [r.sent_at + r.latency for _, r in paid]
+    achieved = len(paid) / (max(answered) - min(r.sent_at for _, r in paid)) if paid else math.nan
 
     say(f"4. notifications: a backlog of {sizes.burst_confirmations}, then the no-op baseline")
     relay = ctx.system.processes["relay"]
@@ -152,7 +159,9 @@ def run_notifications(ctx: Context) -> ScenarioResult:
         "steady": {
             "rate": rate,
             "confirmations": len(paid),
-            "end_to_end": steady_latency,
+            "achieved_confirmations_per_second": round(achieved, 1),
+            "pipeline_commit_to_email": steady_latency,
+            "payment_request_to_email": steady_user,
             "payment_api": payment_latency,
         },
         "backlog": {
@@ -165,18 +174,23 @@ def run_notifications(ctx: Context) -> ScenarioResult:
         "ratio": round(drain_ratio, 3),
     }
     result.rows = [
-        Row(f"end-to-end p50 at {rate}/s", f"{number(steady_latency['p50_ms'])} ms"),
+        Row(f"confirmations/s achieved (offered {rate}/s)", number(achieved)),
+        Row("commit → email p50", f"{number(steady_latency['p50_ms'])} ms"),
         Row(
-            f"end-to-end p99 at {rate}/s",
+            "commit → email p99",
             f"{number(steady_latency['p99_ms'])} ms",
             goal=Goal(
                 result.title,
-                f"end-to-end p99 at {rate}/s",
+                f"commit → email p99 at {rate}/s",
                 steady_latency["p99_ms"],
                 250,
                 True,
                 " ms",
             ),
+        ),
+        Row(
+            "payment request → email p50 / p99",
+            f"{number(steady_user['p50_ms'])} / {number(steady_user['p99_ms'])} ms",
         ),
         Row(
             "backlog drain, emails/s",
