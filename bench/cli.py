@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 import time
+import traceback
+from collections.abc import Callable
 
 from boxoffice_devstack.servers import free_port
 
@@ -64,6 +66,21 @@ def footprint_result(idle: dict[str, float], loaded: dict[str, float]) -> Scenar
     return result
 
 
+def harness_error(key: str, title: str, exc: Exception) -> ScenarioResult:
+    """A scenario that could not finish is reported as a failed check, and the run goes on."""
+    traceback.print_exception(exc)
+    result = ScenarioResult(key, title)
+    result.failures.append(f"the scenario did not finish: {exc!r}")
+    return result
+
+
+def guarded(key: str, title: str, scenario: Callable[[], ScenarioResult]) -> ScenarioResult:
+    try:
+        return scenario()
+    except Exception as exc:
+        return harness_error(key, title, exc)
+
+
 def run(
     sizes: Sizes, wanted: set[str], extra_env: dict[str, str]
 ) -> tuple[dict[str, object], list[ScenarioResult]]:
@@ -99,24 +116,31 @@ def run(
             pids["bare FastAPI"] = (baseline.process.pid, False)
             time.sleep(2)
             idle = PeakSampler(pids).sample()
+            loaded: dict[str, float] = {}
             if wanted & {"1", "5"}:
-                throughput, loaded = run_hold_throughput(ctx, pids)
+                try:
+                    throughput, loaded = run_hold_throughput(ctx, pids)
+                except Exception as exc:
+                    throughput = harness_error("hold_throughput", "1. Hold throughput", exc)
                 if "1" in wanted:
                     results.append(throughput)
-                if "5" in wanted:
-                    footprint = footprint_result(idle, loaded)
             if "2" in wanted:
-                results.append(run_hot_seats(ctx))
+                results.append(guarded("hot_seats", "2. Hot seats", lambda: run_hot_seats(ctx)))
             if "4" in wanted:
-                results.append(run_notifications(ctx))
+                results.append(
+                    guarded("notifications", "4. Notifications", lambda: run_notifications(ctx))
+                )
             if "3" in wanted:
-                results.append(run_expiry(ctx))
-            system.assert_running()
+                results.append(guarded("expiry_lag", "3. Expiry lag", lambda: run_expiry(ctx)))
+            try:
+                system.assert_running()
+            except AssertionError as exc:
+                results.append(harness_error("services", "0. Services", exc))
         finally:
             baseline.stop()
             system.stop()
-        if "5" in wanted:
-            results.append(footprint)
+        if "5" in wanted and loaded:
+            results.append(footprint_result(idle, loaded))
     finally:
         infra.stop()
     results.sort(key=lambda r: r.title)
