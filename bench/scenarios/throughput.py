@@ -6,7 +6,7 @@ import math
 import time
 
 from bench.config import CONNECTIONS
-from bench.footprint import PeakSampler
+from bench.footprint import PeakSampler, cpu_seconds
 from bench.report import Row, ScenarioResult, number
 from bench.scenarios import Context, ratio, say
 from bench.seating import ROWS, SEATS_PER_ROW, SEATS_PER_SHOWTIME, create_showtimes
@@ -45,9 +45,24 @@ def run_hold_throughput(
 
     say(f"1. hold throughput: wrk, {CONNECTIONS} connections, {sizes.wrk_seconds} s each")
     time.sleep(1)
+    # CPU time per request is steadier than requests/s on a shared machine: it does not
+    # depend on how much of the CPU other jobs left us.
+    api_pid, _ = footprint_pids["api"]
+    base_pid, _ = footprint_pids["bare FastAPI"]
+    pg_pid = footprint_pids.get("postgresql", (0, True))[0]
+    api_cpu, pg_cpu = cpu_seconds(api_pid), cpu_seconds(pg_pid) if pg_pid else 0.0
     with PeakSampler(footprint_pids) as sampler:
         holds = _load(ctx, api, sizes.wrk_seconds, showtimes)
+    api_cpu, pg_cpu = (
+        cpu_seconds(api_pid) - api_cpu,
+        (cpu_seconds(pg_pid) if pg_pid else 0.0) - pg_cpu,
+    )
+    base_cpu = cpu_seconds(base_pid)
     baseline = _load(ctx, base, sizes.wrk_seconds, showtimes)
+    base_cpu = cpu_seconds(base_pid) - base_cpu
+    api_ms = api_cpu * 1000 / max(holds.requests, 1)
+    pg_ms = pg_cpu * 1000 / max(holds.requests, 1)
+    base_ms = base_cpu * 1000 / max(baseline.requests, 1)
 
     created = holds.statuses.get(201, 0)
     holds_per_second = created / holds.seconds
@@ -59,6 +74,9 @@ def run_hold_throughput(
         "holds_per_second": round(holds_per_second, 1),
         "ratio": round(throughput_ratio, 3),
         "warmup_holds_per_second": round(warm.per_second, 1),
+        "api_cpu_ms_per_hold": round(api_ms, 2),
+        "postgres_cpu_ms_per_hold": round(pg_ms, 2),
+        "baseline_cpu_ms_per_request": round(base_ms, 3),
     }
     result.rows = [
         Row(
@@ -81,6 +99,15 @@ def run_hold_throughput(
             number(ratio(holds.p99_ms, baseline.p99_ms), 2),
             Goal(result.title, "p99 latency", holds.p99_ms, 50, True, " ms"),
         ),
+    ]
+    result.rows += [
+        Row(
+            "API CPU per request",
+            f"{number(api_ms, 2)} ms",
+            f"{number(base_ms, 2)} ms",
+            number(ratio(api_ms, base_ms), 1),
+        ),
+        Row("PostgreSQL CPU per hold", f"{number(pg_ms, 2)} ms"),
     ]
     unexpected = holds.requests - created
     if unexpected or holds.socket_errors:
