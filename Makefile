@@ -58,7 +58,7 @@ bench: install wrk ## benchmarks, full run (~10 min): table to docs/benchmarks.m
 	$(PY) python -m bench
 
 .PHONY: bench-quick
-bench-quick: install wrk ## benchmarks, short run (under 2 minutes): table printed, JSON to var/bench/
+bench-quick: install wrk ## benchmarks, short run (~2 minutes on a quiet machine): table printed, JSON to var/bench/
 	$(PY) python -m bench --quick
 
 .PHONY: wrk
