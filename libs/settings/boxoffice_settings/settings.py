@@ -47,6 +47,8 @@ class Settings(BaseSettings):
 
     # Reaper and scheduler
     reaper_batch_size: int = Field(default=500, ge=1)
+    # A sweep also follows the holds falling due until the next sweep (boxoffice_reaper.tasks),
+    # so the expiry lag is not floored by this interval, as it was with plain sweeps.
     reaper_sweep_interval_seconds: float = Field(default=1.0, gt=0)
     # A due hold with a payment in progress: ask the provider at most this often, and expire
     # it anyway once this long past its expiry (a late capture is then re-acquired or refunded).
