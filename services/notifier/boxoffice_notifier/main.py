@@ -1,4 +1,4 @@
-"""`boxoffice-notifier`: a Celery worker on the notifier queues."""
+"""`boxoffice-notifier [email|sms]`: a Celery worker for one notification channel's queue."""
 
 from __future__ import annotations
 
@@ -6,18 +6,25 @@ import sys
 
 from boxoffice_db.engine import dispose_engine
 from boxoffice_messaging.celery_app import create_celery_app
-from boxoffice_messaging.routes import QUEUE_EMAIL
+from boxoffice_messaging.routes import QUEUE_EMAIL, QUEUE_SMS
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.metrics import serve_metrics
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_shutdown
 
+from boxoffice_notifier.providers import reset_providers
 from boxoffice_notifier.tasks import register_tasks
+
+CHANNEL_QUEUES = {"email": QUEUE_EMAIL, "sms": QUEUE_SMS}
 
 
 def create_app() -> Celery:
-    app = create_celery_app("boxoffice-notifier", get_settings())
+    settings = get_settings()
+    app = create_celery_app("boxoffice-notifier", settings)
+    # The daily report's chord hands its parts' results to the callback through Redis;
+    # those results expire after a day (task status proper lives in PostgreSQL).
+    app.conf.update(result_backend=settings.redis_url, result_expires=86400)
     register_tasks(app)
     return app
 
@@ -25,24 +32,40 @@ def create_app() -> Celery:
 @worker_process_init.connect
 def _after_fork(**_: object) -> None:
     dispose_engine()
+    reset_providers()
+
+
+@worker_shutdown.connect
+def _on_shutdown(**_: object) -> None:
+    reset_providers()  # says QUIT to the SMTP server and closes gateway connections
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the worker; extra arguments go to `celery worker` (e.g. `-Q notifier.sms`)."""
+    """Run the worker for a channel (default email); further arguments go to `celery worker`.
+
+    Each channel has its own queue and pool so that one scales without the other. Sending is
+    I/O-bound, so the pool is threads; its size is BOXOFFICE_NOTIFIER_{EMAIL,SMS}_CONCURRENCY.
+    """
     settings = get_settings()
-    configure_logging("notifier", settings.log_level)
+    args = list(argv if argv is not None else sys.argv[1:])
+    channel = args.pop(0) if args and args[0] in CHANNEL_QUEUES else "email"
+    concurrency = (
+        settings.notifier_email_concurrency
+        if channel == "email"
+        else settings.notifier_sms_concurrency
+    )
+    configure_logging(f"notifier-{channel}", settings.log_level)
     serve_metrics(settings.metrics_port)
-    args = argv if argv is not None else sys.argv[1:]
-    queues = [] if any(a.startswith(("-Q", "--queues")) for a in args) else ["-Q", QUEUE_EMAIL]
     create_app().worker_main(
         [
             "worker",
             "--pool=threads",
-            f"--concurrency={settings.worker_concurrency}",
+            f"--concurrency={concurrency}",
+            f"--hostname=notifier-{channel}@%h",
+            f"--queues={CHANNEL_QUEUES[channel]}",
             "--without-mingle",
             "--without-gossip",
             "--loglevel=INFO",
-            *queues,
             *args,
         ]
     )

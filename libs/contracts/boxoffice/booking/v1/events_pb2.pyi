@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,6 +18,30 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _RefundReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefundReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefundReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFUND_REASON_UNSPECIFIED: _RefundReason.ValueType  # 0
+    """REFUND_REASON_UNSPECIFIED is never sent."""
+    REFUND_REASON_CANCELLED: _RefundReason.ValueType  # 1
+    """REFUND_REASON_CANCELLED is a refund for a confirmed booking the client cancelled."""
+    REFUND_REASON_LATE_PAYMENT: _RefundReason.ValueType  # 2
+    """REFUND_REASON_LATE_PAYMENT is a payment that arrived after its hold expired and the seats were gone."""
+
+class RefundReason(_RefundReason, metaclass=_RefundReasonEnumTypeWrapper):
+    """RefundReason says why money went back to the customer."""
+
+REFUND_REASON_UNSPECIFIED: RefundReason.ValueType  # 0
+"""REFUND_REASON_UNSPECIFIED is never sent."""
+REFUND_REASON_CANCELLED: RefundReason.ValueType  # 1
+"""REFUND_REASON_CANCELLED is a refund for a confirmed booking the client cancelled."""
+REFUND_REASON_LATE_PAYMENT: RefundReason.ValueType  # 2
+"""REFUND_REASON_LATE_PAYMENT is a payment that arrived after its hold expired and the seats were gone."""
+Global___RefundReason: _TypeAlias = RefundReason  # noqa: Y015
 
 @_typing.final
 class HoldCreated(_message.Message):
@@ -181,3 +206,45 @@ class BookingCancelled(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BookingCancelled: _TypeAlias = BookingCancelled  # noqa: Y015
+
+@_typing.final
+class BookingRefunded(_message.Message):
+    """BookingRefunded announces that a captured payment for a booking was refunded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    SHOWTIME_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_MINOR_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    booking_id: _builtins.str
+    """booking_id is the UUID of the booking (CANCELLED or EXPIRED)."""
+    showtime_id: _builtins.str
+    """showtime_id is the UUID of the showtime."""
+    payment_id: _builtins.str
+    """payment_id is the UUID of the refunded payment."""
+    amount_minor: _builtins.int
+    """amount_minor is the refunded amount in minor currency units."""
+    currency: _builtins.str
+    """currency is the ISO 4217 code of amount_minor."""
+    reason: Global___RefundReason.ValueType
+    """reason is why the payment was refunded."""
+    def __init__(
+        self,
+        *,
+        booking_id: _builtins.str = ...,
+        showtime_id: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+        amount_minor: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        reason: Global___RefundReason.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor", b"amount_minor", "booking_id", b"booking_id", "currency", b"currency", "payment_id", b"payment_id", "reason", b"reason", "showtime_id", b"showtime_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookingRefunded: _TypeAlias = BookingRefunded  # noqa: Y015
