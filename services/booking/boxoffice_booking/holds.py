@@ -57,6 +57,8 @@ def hold_seats(
     phone: str | None,
     ttl_seconds: int,
     max_seats: int,
+    *,
+    sms_opt_out: bool = False,
 ) -> Booking:
     """Hold `labels` for a new PENDING booking, or raise naming the seats someone else has."""
     if len(set(labels)) != len(labels):
@@ -101,6 +103,7 @@ def hold_seats(
         status=BookingStatus.PENDING,
         customer_email=str(email),
         customer_phone=phone,
+        sms_opt_out=sms_opt_out,
         total_minor=sum(prices[found[label].category] for label in labels),
         currency=showtime.currency,
         expires_at=func.now() + timedelta(seconds=ttl_seconds),
@@ -201,6 +204,21 @@ def pay_booking(
     if not _sell_seats(session, booking):
         payment.status = "refunded"
         session.flush()
+        add_event(
+            session,
+            build_envelope(
+                "booking.refunded",
+                booking.id,
+                events_pb2.BookingRefunded(
+                    booking_id=str(booking.id),
+                    showtime_id=str(booking.showtime_id),
+                    payment_id=str(payment.id),
+                    amount_minor=payment.amount_minor,
+                    currency=payment.currency,
+                    reason=events_pb2.REFUND_REASON_LATE_PAYMENT,
+                ),
+            ),
+        )
         session.commit()
         raise HoldExpired(
             f"The hold of booking {booking.reference} expired and its seats were taken; "
