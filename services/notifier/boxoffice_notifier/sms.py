@@ -44,6 +44,9 @@ class SmsGateway:
                 f"gateway answered {response.status_code}",
                 retry_after=_retry_after(response.headers.get("Retry-After")),
             )
+        if response.status_code in (401, 403):
+            # Our credentials, not the message: keep it until an operator fixes the token.
+            raise TransientDeliveryError(f"gateway refused our credentials: {response.status_code}")
         if response.status_code >= 400:
             raise PermanentDeliveryError(f"gateway refused: {response.status_code}")
         try:

@@ -27,7 +27,9 @@ def parsed(message: EmailMessage) -> EmailMessage:
 
 def test_confirmation_is_text_and_html_with_every_booking_fact() -> None:
     message = parsed(
-        render_booking_email("booking_confirmed", sample_details(), sender=SENDER, event_id=EVENT_ID)
+        render_booking_email(
+            "booking_confirmed", sample_details(), sender=SENDER, event_id=EVENT_ID
+        )
     )
     assert message["Subject"].strip().startswith("Booking K7M2Q9XZ confirmed")
     assert message["To"] == "ada@example.com"
@@ -50,7 +52,9 @@ def test_confirmation_is_text_and_html_with_every_booking_fact() -> None:
 
 def test_confirmation_carries_an_ics_for_the_showtime() -> None:
     message = parsed(
-        render_booking_email("booking_confirmed", sample_details(), sender=SENDER, event_id=EVENT_ID)
+        render_booking_email(
+            "booking_confirmed", sample_details(), sender=SENDER, event_id=EVENT_ID
+        )
     )
     [attachment] = list(message.iter_attachments())
     assert attachment.get_content_type() == "text/calendar"
