@@ -31,7 +31,7 @@ class RecordingHandler:
                 self.refused += 1
                 return self.refusals.pop(0)
             self.messages.append(message_from_bytes(envelope.content))
-            self.peers.append(tuple(session.peer))  # type: ignore[arg-type]
+            self.peers.append(tuple(session.peer))
         return "250 OK"
 
 
