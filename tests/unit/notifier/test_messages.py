@@ -8,6 +8,7 @@ from email.message import EmailMessage
 import icalendar
 import pytest
 from boxoffice_notifier import gsm7
+from boxoffice_notifier.errors import PermanentDeliveryError, TransientDeliveryError
 from boxoffice_notifier.messages import render_booking_email, render_sms
 from hypothesis import given
 from hypothesis import strategies as st
@@ -145,3 +146,10 @@ def test_gsm7_spells_rupees_and_accents_and_counts_extension_characters_twice() 
     assert gsm7.to_gsm7("Łódź") == "Lodz"
     assert gsm7.to_gsm7("東京") == "??"
     assert gsm7.septets("{€}") == 6
+
+
+def test_failure_reasons_never_carry_an_address_or_number() -> None:
+    error = PermanentDeliveryError("550 5.1.1 <ada.l+x@mail.example.com>: no such user")
+    assert error.reason == "550 5.1.1 <<redacted>>: no such user"
+    assert "9800000001" not in TransientDeliveryError("bad To +91 98000 00001").reason
+    assert TransientDeliveryError("451 4.3.0 try in 30 s").reason == "451 4.3.0 try in 30 s"
