@@ -30,6 +30,10 @@ run: install ## start every service locally on embedded PostgreSQL and Redis (Ct
 test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis, workers)
 	$(PY) pytest tests
 
+.PHONY: bench-notifier
+bench-notifier: install ## email throughput of one notifier worker by thread-pool size
+	$(PY) python -m tests.bench.notifier_pool
+
 .PHONY: lint
 lint: install ## ruff and mypy --strict
 	$(PY) ruff check .

@@ -6,6 +6,7 @@ authentication, and tells how many connections delivered mail.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import threading
 from email import message_from_bytes
@@ -18,7 +19,8 @@ from boxoffice_devstack.servers import free_port
 
 
 class RecordingHandler:
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
         self.messages: list[Message] = []
         self.peers: list[tuple[str, int]] = []
         self.refusals: list[str] = []
@@ -26,6 +28,8 @@ class RecordingHandler:
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.latency:
+            await asyncio.sleep(self.latency)  # a remote server's round trips and fsync
         with self.lock:
             if self.refusals:
                 self.refused += 1
@@ -43,8 +47,9 @@ class SmtpServer:
         starttls: ssl.SSLContext | None = None,
         implicit_tls: ssl.SSLContext | None = None,
         login: tuple[str, str] | None = None,
+        latency: float = 0.0,
     ) -> None:
-        self.handler = RecordingHandler()
+        self.handler = RecordingHandler(latency)
         self.port = port or free_port()
         self.logins: list[str] = []
         options: dict[str, Any] = {}

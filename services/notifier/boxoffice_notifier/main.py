@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         if channel == "email"
         else settings.notifier_sms_concurrency
     )
+    # Each sending thread holds one database connection (the delivery row stays locked while
+    # the message is handed over), so the pool must have one per thread.
+    settings.db_pool_size = max(settings.db_pool_size, concurrency)
     configure_logging(f"notifier-{channel}", settings.log_level)
     serve_metrics(settings.metrics_port)
     create_app().worker_main(

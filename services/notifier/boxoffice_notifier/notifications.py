@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from boxoffice.booking.v1 import events_pb2
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
 from boxoffice_contracts.envelope import MalformedMessage
 from boxoffice_db.engine import session_scope
+from prometheus_client import Counter, Histogram
 
 from boxoffice_notifier.deliveries import DeliveryKey, Outcome, deliver, skip
 from boxoffice_notifier.details import BookingDetails, format_amount, load_booking_details
@@ -20,6 +22,18 @@ log = logging.getLogger(__name__)
 
 EMAIL = "email"
 SMS = "sms"
+
+NOTIFICATIONS = Counter(
+    "boxoffice_notifications_total",
+    "Notifications decided, by channel, kind and outcome (sent, failed, skipped, already_done)",
+    ["channel", "kind", "outcome"],
+)
+DELIVERY_LATENCY = Histogram(
+    "boxoffice_notification_delivery_latency_seconds",
+    "From the event (e.g. the booking's confirmation) to the provider accepting the message",
+    ["channel"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
 
 
 def message_kind(envelope: Envelope) -> tuple[str, dict[str, Any]]:
@@ -67,6 +81,12 @@ def notify(envelope: Envelope, channel: str) -> Outcome:
         outcome = _send_email(key, kind, details, extra)
     else:
         outcome = _send_sms(key, kind, details, extra)
+    NOTIFICATIONS.labels(channel, kind, outcome.value).inc()
+    if outcome is Outcome.SENT and envelope.occurred_at:
+        occurred = datetime.fromisoformat(envelope.occurred_at.replace("Z", "+00:00"))
+        DELIVERY_LATENCY.labels(channel).observe(
+            max(0.0, (datetime.now(UTC) - occurred).total_seconds())
+        )
     # Ids only: never the address, number or message text.
     log.info(
         "notification %s",
