@@ -8,7 +8,6 @@ PostgreSQL and sends. Prints messages per second for each pool size.
 from __future__ import annotations
 
 import os
-import sys
 import time
 import uuid
 
@@ -94,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
