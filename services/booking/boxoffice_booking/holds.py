@@ -204,21 +204,6 @@ def pay_booking(
     if not _sell_seats(session, booking):
         payment.status = "refunded"
         session.flush()
-        add_event(
-            session,
-            build_envelope(
-                "booking.refunded",
-                booking.id,
-                events_pb2.BookingRefunded(
-                    booking_id=str(booking.id),
-                    showtime_id=str(booking.showtime_id),
-                    payment_id=str(payment.id),
-                    amount_minor=payment.amount_minor,
-                    currency=payment.currency,
-                    reason=events_pb2.REFUND_REASON_LATE_PAYMENT,
-                ),
-            ),
-        )
         session.commit()
         raise HoldExpired(
             f"The hold of booking {booking.reference} expired and its seats were taken; "

@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from boxoffice.booking.v1 import events_pb2
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
 from boxoffice_contracts.envelope import MalformedMessage
 from boxoffice_db.engine import session_scope
@@ -44,12 +43,21 @@ def message_kind(envelope: Envelope) -> tuple[str, dict[str, Any]]:
         case "booking.expired":
             return "hold_expired", {}
         case "booking.cancelled":
-            previous = envelope.booking_cancelled.previous_status
-            return "booking_cancelled", {"was_confirmed": previous == "CONFIRMED"}
+            cancelled = envelope.booking_cancelled
+            refund = (
+                format_amount(cancelled.refunded_minor, cancelled.currency)
+                if cancelled.refunded_minor
+                else None
+            )
+            was_confirmed = cancelled.previous_status == "CONFIRMED"
+            return "booking_cancelled", {"was_confirmed": was_confirmed, "refund": refund}
         case "booking.refunded":
-            refund = envelope.booking_refunded
-            extra = {"refund": format_amount(refund.amount_minor, refund.currency)}
-            if refund.reason == events_pb2.REFUND_REASON_LATE_PAYMENT:
+            refunded = envelope.booking_refunded
+            extra = {
+                "refund": format_amount(refunded.refunded_minor, refunded.currency),
+                "reason": refunded.reason,
+            }
+            if refunded.reason == "seats_taken":
                 return "late_payment_refunded", extra
             return "booking_refunded", extra
         case "notifier.showtime_reminder_due":

@@ -11,6 +11,8 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 
 import pytest
+from boxoffice.booking.v1 import events_pb2
+from boxoffice_contracts.envelope import build_envelope, to_json
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import Delivery, OutboxEvent
 from boxoffice_messaging.celery_app import create_celery_app
@@ -214,6 +216,33 @@ def test_sms_gateway_errors_are_retried_until_it_accepts(notifier: Notifier) -> 
     settle()
     assert len(sms_to(notifier, phone)) == 1
     assert deliveries(event.event_id)["sms"].attempts == 3
+
+
+def test_a_late_payment_refund_is_told_by_email_and_sms(notifier: Notifier) -> None:
+    email, phone = unique_customer()
+    booking_id = make_booking(make_showtime(), ["C5"], email, phone, confirm=False)
+    envelope = build_envelope(
+        "booking.refunded",
+        booking_id,
+        events_pb2.BookingRefunded(
+            booking_id=str(booking_id),
+            seats=["C5"],
+            payment_id=str(uuid.uuid4()),
+            refunded_minor=20000,
+            currency="INR",
+            reason="seats_taken",
+        ),
+    )
+    publish_event(notifier.producer, envelope.event_type, to_json(envelope))
+    wait_until(lambda: emails_to(notifier, email) and sms_to(notifier, phone), 30, "both")
+    [message] = emails_to(notifier, email)
+    assert "refunded" in str(message["Subject"])
+    text = message.get_body(("plain",))
+    assert text is not None
+    assert "after your hold" in text.get_content()
+    assert "INR 200.00" in text.get_content()
+    [sms] = sms_to(notifier, phone)
+    assert "INR 200.00 refunded" in sms.body
 
 
 def test_each_booking_is_reminded_once_per_channel(notifier: Notifier) -> None:

@@ -83,9 +83,22 @@ def test_html_escapes_what_customers_and_operators_typed() -> None:
     ("kind", "extra", "phrase"),
     [
         ("hold_expired", {}, "expired"),
-        ("booking_cancelled", {"was_confirmed": True}, "will be refunded"),
-        ("booking_refunded", {"refund": "INR 450.50"}, "refunded INR 450.50"),
-        ("late_payment_refunded", {"refund": "INR 450.50"}, "after your hold"),
+        ("booking_cancelled", {"was_confirmed": False, "refund": None}, "seats are released"),
+        (
+            "booking_cancelled",
+            {"was_confirmed": True, "refund": "INR 450.50"},
+            "refunded INR 450.50",
+        ),
+        (
+            "booking_refunded",
+            {"refund": "INR 450.50", "reason": "already_paid"},
+            "refunded your second payment of INR 450.50",
+        ),
+        (
+            "late_payment_refunded",
+            {"refund": "INR 450.50", "reason": "seats_taken"},
+            "after your hold",
+        ),
         ("showtime_reminder", {}, "starts soon"),
     ],
 )
@@ -105,8 +118,8 @@ def test_every_kind_renders_text_and_html(kind: str, extra: dict[str, object], p
     [
         ("booking_confirmed", {}),
         ("showtime_reminder", {}),
-        ("booking_refunded", {"refund": "INR 450.50"}),
-        ("late_payment_refunded", {"refund": "INR 450.50"}),
+        ("booking_refunded", {"refund": "INR 450.50", "reason": "already_paid"}),
+        ("late_payment_refunded", {"refund": "INR 450.50", "reason": "seats_taken"}),
     ],
 )
 def test_sms_names_the_reference_and_fits_one_message(kind: str, extra: dict[str, object]) -> None:

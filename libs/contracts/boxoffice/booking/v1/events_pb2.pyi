@@ -7,7 +7,6 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
-from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,30 +17,6 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
-
-class _RefundReason:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
-    V: _TypeAlias = ValueType  # noqa: Y015
-
-class _RefundReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefundReason.ValueType], _builtins.type):
-    DESCRIPTOR: _descriptor.EnumDescriptor
-    REFUND_REASON_UNSPECIFIED: _RefundReason.ValueType  # 0
-    """REFUND_REASON_UNSPECIFIED is never sent."""
-    REFUND_REASON_CANCELLED: _RefundReason.ValueType  # 1
-    """REFUND_REASON_CANCELLED is a refund for a confirmed booking the client cancelled."""
-    REFUND_REASON_LATE_PAYMENT: _RefundReason.ValueType  # 2
-    """REFUND_REASON_LATE_PAYMENT is a payment that arrived after its hold expired and the seats were gone."""
-
-class RefundReason(_RefundReason, metaclass=_RefundReasonEnumTypeWrapper):
-    """RefundReason says why money went back to the customer."""
-
-REFUND_REASON_UNSPECIFIED: RefundReason.ValueType  # 0
-"""REFUND_REASON_UNSPECIFIED is never sent."""
-REFUND_REASON_CANCELLED: RefundReason.ValueType  # 1
-"""REFUND_REASON_CANCELLED is a refund for a confirmed booking the client cancelled."""
-REFUND_REASON_LATE_PAYMENT: RefundReason.ValueType  # 2
-"""REFUND_REASON_LATE_PAYMENT is a payment that arrived after its hold expired and the seats were gone."""
-Global___RefundReason: _TypeAlias = RefundReason  # noqa: Y015
 
 @_typing.final
 class HoldCreated(_message.Message):
@@ -99,6 +74,7 @@ class BookingConfirmed(_message.Message):
     TOTAL_MINOR_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
     PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    LATE_PAYMENT_FIELD_NUMBER: _builtins.int
     booking_id: _builtins.str
     """booking_id is the UUID of the CONFIRMED booking."""
     showtime_id: _builtins.str
@@ -109,6 +85,10 @@ class BookingConfirmed(_message.Message):
     """currency is the ISO 4217 code of total_minor."""
     payment_id: _builtins.str
     """payment_id is the UUID of the captured payment."""
+    late_payment: _builtins.bool
+    """late_payment is true when the payment arrived after the hold lapsed and the seats were
+    re-acquired for it.
+    """
     @_builtins.property
     def seats(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """seats are the sold seat labels."""
@@ -122,10 +102,11 @@ class BookingConfirmed(_message.Message):
         total_minor: _builtins.int = ...,
         currency: _builtins.str = ...,
         payment_id: _builtins.str = ...,
+        late_payment: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "currency", b"currency", "payment_id", b"payment_id", "seats", b"seats", "showtime_id", b"showtime_id", "total_minor", b"total_minor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "currency", b"currency", "late_payment", b"late_payment", "payment_id", b"payment_id", "seats", b"seats", "showtime_id", b"showtime_id", "total_minor", b"total_minor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -181,12 +162,18 @@ class BookingCancelled(_message.Message):
     SHOWTIME_ID_FIELD_NUMBER: _builtins.int
     SEATS_FIELD_NUMBER: _builtins.int
     PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
+    REFUNDED_MINOR_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
     booking_id: _builtins.str
     """booking_id is the UUID of the CANCELLED booking."""
     showtime_id: _builtins.str
     """showtime_id is the UUID of the showtime."""
     previous_status: _builtins.str
     """previous_status is the status before cancellation (PENDING or CONFIRMED)."""
+    refunded_minor: _builtins.int
+    """refunded_minor is the amount refunded in minor currency units (0 for a hold)."""
+    currency: _builtins.str
+    """currency is the ISO 4217 code of refunded_minor."""
     @_builtins.property
     def seats(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """seats are the released seat labels."""
@@ -198,10 +185,12 @@ class BookingCancelled(_message.Message):
         showtime_id: _builtins.str = ...,
         seats: _abc.Iterable[_builtins.str] | None = ...,
         previous_status: _builtins.str = ...,
+        refunded_minor: _builtins.int = ...,
+        currency: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "previous_status", b"previous_status", "seats", b"seats", "showtime_id", b"showtime_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "currency", b"currency", "previous_status", b"previous_status", "refunded_minor", b"refunded_minor", "seats", b"seats", "showtime_id", b"showtime_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -209,41 +198,50 @@ Global___BookingCancelled: _TypeAlias = BookingCancelled  # noqa: Y015
 
 @_typing.final
 class BookingRefunded(_message.Message):
-    """BookingRefunded announces that a captured payment for a booking was refunded."""
+    """BookingRefunded announces that a captured payment was refunded without a cancellation:
+    it arrived after the hold lapsed and the seats were sold to someone else, or it paid for a
+    booking that was already paid or cancelled.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     BOOKING_ID_FIELD_NUMBER: _builtins.int
     SHOWTIME_ID_FIELD_NUMBER: _builtins.int
+    SEATS_FIELD_NUMBER: _builtins.int
     PAYMENT_ID_FIELD_NUMBER: _builtins.int
-    AMOUNT_MINOR_FIELD_NUMBER: _builtins.int
+    REFUNDED_MINOR_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     booking_id: _builtins.str
-    """booking_id is the UUID of the booking (CANCELLED or EXPIRED)."""
+    """booking_id is the UUID of the booking the payment was for."""
     showtime_id: _builtins.str
     """showtime_id is the UUID of the showtime."""
     payment_id: _builtins.str
     """payment_id is the UUID of the refunded payment."""
-    amount_minor: _builtins.int
-    """amount_minor is the refunded amount in minor currency units."""
+    refunded_minor: _builtins.int
+    """refunded_minor is the amount refunded in minor currency units."""
     currency: _builtins.str
-    """currency is the ISO 4217 code of amount_minor."""
-    reason: Global___RefundReason.ValueType
-    """reason is why the payment was refunded."""
+    """currency is the ISO 4217 code of refunded_minor."""
+    reason: _builtins.str
+    """reason is why: "seats_taken", "already_paid" or "booking_cancelled"."""
+    @_builtins.property
+    def seats(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """seats are the seat labels the payment was for."""
+
     def __init__(
         self,
         *,
         booking_id: _builtins.str = ...,
         showtime_id: _builtins.str = ...,
+        seats: _abc.Iterable[_builtins.str] | None = ...,
         payment_id: _builtins.str = ...,
-        amount_minor: _builtins.int = ...,
+        refunded_minor: _builtins.int = ...,
         currency: _builtins.str = ...,
-        reason: Global___RefundReason.ValueType = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor", b"amount_minor", "booking_id", b"booking_id", "currency", b"currency", "payment_id", b"payment_id", "reason", b"reason", "showtime_id", b"showtime_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "currency", b"currency", "payment_id", b"payment_id", "reason", b"reason", "refunded_minor", b"refunded_minor", "seats", b"seats", "showtime_id", b"showtime_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
