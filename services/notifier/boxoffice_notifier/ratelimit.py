@@ -48,7 +48,11 @@ class RateLimiter:
         """Take one slot, sleeping while the budget refills; `RateLimited` past `max_wait`."""
         deadline = time.monotonic() + max_wait
         while True:
-            wait_us = int(self.script(keys=[self.key], args=[self.interval_us, self.burst]))
+            try:
+                wait_us = int(self.script(keys=[self.key], args=[self.interval_us, self.burst]))
+            except redis.RedisError as exc:
+                # No budget to check means no sending: the limit protects a provider account.
+                raise TransientDeliveryError(f"rate limiter unavailable: {exc}") from exc
             if wait_us == 0:
                 return
             wait = wait_us / 1_000_000

@@ -111,7 +111,15 @@ def register_tasks(app: Celery) -> None:
         return claimed
 
     # Chord parts keep their results (in Redis, expiring): the callback receives them.
-    @app.task(name=TASK_COMPUTE_VENUE_REPORT, ignore_result=False)
+    # A part that fails would leave the chord waiting forever: database trouble is retried.
+    @app.task(
+        name=TASK_COMPUTE_VENUE_REPORT,
+        ignore_result=False,
+        autoretry_for=(OperationalError,),
+        retry_backoff=True,
+        retry_backoff_max=300,
+        max_retries=settings.notifier_max_retries,
+    )
     def compute_venue_report(venue_id: str, day: str) -> dict[str, Any]:
         with session_scope() as session:
             return venue_figures(session, uuid.UUID(venue_id), date.fromisoformat(day)).to_json()
