@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
+from boxoffice.booking.v1 import events_pb2
+from boxoffice_contracts.envelope import build_envelope, to_json
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import Booking, BookingStatus, OutboxEvent
+from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_messaging.outbox import publish_event
+from boxoffice_messaging.routes import (
+    QUEUE_EMAIL,
+    QUEUE_SMS,
+    TASK_SEND_BOOKING_CONFIRMATION,
+    TASK_SEND_BOOKING_CONFIRMATION_SMS,
+)
 from boxoffice_notifier.ratelimit import RateLimited, RateLimiter
 from boxoffice_notifier.reminders import claim_due_reminders, reminder_event_id
 from boxoffice_notifier.reports import assemble_report, venue_figures
+from boxoffice_settings import get_settings
 from sqlalchemy import select, update
 
 from tests.support.catalog import make_booking, make_showtime
@@ -139,3 +152,33 @@ def test_a_spent_budget_past_the_wait_limit_is_a_retry_not_a_block(stack: Stack)
         limiter.acquire(max_wait=0.1)
     assert raised.value.retry_after is not None
     assert 0 < raised.value.retry_after <= 2
+
+
+def test_a_confirmation_is_published_as_one_group_over_both_channel_queues(stack: Stack) -> None:
+    app = create_celery_app("test-publisher", get_settings())
+    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    envelope = build_envelope(
+        "booking.confirmed",
+        uuid.uuid4(),
+        events_pb2.BookingConfirmed(seats=["A2"], total_minor=100, currency="INR"),
+    )
+    publish_event(app, envelope.event_type, to_json(envelope))
+
+    def ours(queue: str) -> list[dict[str, Any]]:
+        found = []
+        raws: list[str] = client.lrange(queue, 0, -1)  # type: ignore[assignment]
+        for raw in raws:
+            message = json.loads(raw)
+            if envelope.event_id in raw:
+                client.lrem(queue, 1, raw)  # no worker should see this fake booking
+                found.append(message["headers"])
+        return found
+
+    [email] = ours(QUEUE_EMAIL)
+    [sms] = ours(QUEUE_SMS)
+    assert (email["task"], sms["task"]) == (
+        TASK_SEND_BOOKING_CONFIRMATION,
+        TASK_SEND_BOOKING_CONFIRMATION_SMS,
+    )
+    assert email["group"] is not None
+    assert email["group"] == sms["group"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
+from pathlib import Path
 
 import pytest
 from boxoffice.booking.v1 import events_pb2
@@ -45,6 +46,8 @@ class Notifier:
     producer: Celery
     email_worker: ServiceProcess
     sms_worker: ServiceProcess
+    env: dict[str, str]
+    logs: Path
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +75,10 @@ def notifier(stack: Stack) -> Iterator[Notifier]:
     try:
         email_worker.wait_for_log("ready.", timeout=120)
         sms_worker.wait_for_log("ready.", timeout=120)
-        yield Notifier(smtp, gateway, producer, email_worker, sms_worker)
+        notifier = Notifier(smtp, gateway, producer, email_worker, sms_worker, env, logs)
+        yield notifier
     finally:
-        for process in (relay, email_worker, sms_worker):
+        for process in (relay, email_worker, notifier.sms_worker):
             process.stop()
         smtp.stop()
         gateway.stop()
@@ -298,3 +302,22 @@ def test_daily_report_is_one_email_to_operators_with_every_venue(notifier: Notif
         section = text.split(venue, 1)[1]
         assert f"Bookings confirmed: {n + 1}" in section.split("\n\n", 1)[0]
     assert "All venues" in text
+
+
+def test_each_channel_has_its_own_pool_and_one_down_does_not_hold_up_the_other(
+    notifier: Notifier,
+) -> None:
+    notifier.sms_worker.stop()
+    email, phone = unique_customer()
+    booking_id = make_booking(make_showtime(), ["D6"], email, phone)
+    event = confirmed_event(booking_id)
+    wait_until(lambda: emails_to(notifier, email), 30, "the email while SMS workers are down")
+    assert sms_to(notifier, phone) == []
+
+    notifier.sms_worker = ServiceProcess(
+        "notifier-sms-2", "boxoffice_notifier.main", notifier.env, notifier.logs, ("sms",)
+    ).start()
+    wait_until(lambda: sms_to(notifier, phone), 120, "the SMS once an SMS worker is back")
+    settle()
+    assert len(sms_to(notifier, phone)) == 1
+    assert deliveries(event.event_id)["sms"].status == "sent"
