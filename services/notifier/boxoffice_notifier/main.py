@@ -7,7 +7,7 @@ import sys
 from boxoffice_db.engine import dispose_engine
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.routes import QUEUE_EMAIL, QUEUE_SMS
-from boxoffice_settings import get_settings
+from boxoffice_settings import Settings, get_settings
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.metrics import serve_metrics
 from celery import Celery
@@ -40,19 +40,48 @@ def _on_shutdown(**_: object) -> None:
     reset_providers()  # says QUIT to the SMTP server and closes gateway connections
 
 
+def channel_and_concurrency(settings: Settings, args: list[str]) -> tuple[str, int, list[str]]:
+    """The channel to serve (`email`/`sms`, or named by `-Q notifier.sms`), its pool size, and
+    the arguments left for Celery.
+
+    Pool size: BOXOFFICE_NOTIFIER_<CHANNEL>_CONCURRENCY if set, else BOXOFFICE_WORKER_CONCURRENCY
+    if set (the chart sets it per Deployment), else the channel's default.
+    """
+    rest = list(args)
+    channel = rest.pop(0) if rest and rest[0] in CHANNEL_QUEUES else None
+    celery_args: list[str] = []
+    while rest:
+        arg = rest.pop(0)
+        if arg in ("-Q", "--queues") and rest:
+            value = rest.pop(0)
+        elif arg.startswith(("-Q", "--queues=")):
+            value = arg.removeprefix("--queues=").removeprefix("-Q")
+        else:
+            celery_args.append(arg)
+            continue
+        named = [c for c, queue in CHANNEL_QUEUES.items() if value.strip() == queue]
+        if not named or (channel is not None and named[0] != channel):
+            raise SystemExit(f"a notifier worker serves one channel's queue, not {value!r}")
+        channel = named[0]
+    channel = channel or "email"
+    field = f"notifier_{channel}_concurrency"
+    explicit = settings.model_fields_set
+    if field in explicit or "worker_concurrency" not in explicit:
+        concurrency = int(getattr(settings, field))
+    else:
+        concurrency = settings.worker_concurrency
+    return channel, concurrency, celery_args
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the worker for a channel (default email); further arguments go to `celery worker`.
 
     Each channel has its own queue and pool so that one scales without the other. Sending is
-    I/O-bound, so the pool is threads; its size is BOXOFFICE_NOTIFIER_{EMAIL,SMS}_CONCURRENCY.
+    I/O-bound, so the pool is threads.
     """
     settings = get_settings()
-    args = list(argv if argv is not None else sys.argv[1:])
-    channel = args.pop(0) if args and args[0] in CHANNEL_QUEUES else "email"
-    concurrency = (
-        settings.notifier_email_concurrency
-        if channel == "email"
-        else settings.notifier_sms_concurrency
+    channel, concurrency, args = channel_and_concurrency(
+        settings, list(argv if argv is not None else sys.argv[1:])
     )
     # Each sending thread holds one database connection (the delivery row stays locked while
     # the message is handed over), so the pool must have one per thread.
