@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from boxoffice_db.engine import dispose_engine
+from boxoffice_db.engine import dispose_engine, get_engine
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.routes import QUEUE_EMAIL, QUEUE_SMS
 from boxoffice_settings import Settings, get_settings
 from boxoffice_telemetry.logs import configure_logging
-from boxoffice_telemetry.metrics import serve_metrics
+from boxoffice_telemetry.wiring import setup_celery_worker, use_multiprocess_metrics, worker_pool
 from celery import Celery
 from celery.signals import worker_process_init, worker_shutdown
 
@@ -86,21 +86,30 @@ def main(argv: list[str] | None = None) -> None:
     # Each sending thread holds one database connection (the delivery row stays locked while
     # the message is handed over), so the pool must have one per thread.
     settings.db_pool_size = max(settings.db_pool_size, concurrency)
+    worker_args = [
+        "worker",
+        "--pool=threads",
+        f"--concurrency={concurrency}",
+        f"--hostname=notifier-{channel}@%h",
+        f"--queues={CHANNEL_QUEUES[channel]}",
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel=INFO",
+        *args,
+    ]
+    pool = worker_pool(worker_args)
+    use_multiprocess_metrics(pool)
     configure_logging(f"notifier-{channel}", settings.log_level)
-    serve_metrics(settings.metrics_port)
-    create_app().worker_main(
-        [
-            "worker",
-            "--pool=threads",
-            f"--concurrency={concurrency}",
-            f"--hostname=notifier-{channel}@%h",
-            f"--queues={CHANNEL_QUEUES[channel]}",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel=INFO",
-            *args,
-        ]
+    app = create_app()
+    setup_celery_worker(
+        app,
+        service="notifier",
+        metrics_port=settings.metrics_port,
+        redis_url=settings.redis_url,
+        pool=pool,
+        engine=get_engine,
     )
+    app.worker_main(worker_args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
 from boxoffice_contracts.envelope import MalformedMessage
 from boxoffice_db.engine import session_scope
+from celery import current_task
 from prometheus_client import Counter, Histogram
 
 from boxoffice_notifier.deliveries import DeliveryKey, Outcome, deliver, skip
@@ -90,22 +91,24 @@ def notify(envelope: Envelope, channel: str) -> Outcome:
     else:
         outcome = _send_sms(key, kind, details, extra)
     NOTIFICATIONS.labels(channel, kind, outcome.value).inc()
-    if outcome is Outcome.SENT and envelope.occurred_at:
-        occurred = datetime.fromisoformat(envelope.occurred_at.replace("Z", "+00:00"))
-        DELIVERY_LATENCY.labels(channel).observe(
-            max(0.0, (datetime.now(UTC) - occurred).total_seconds())
-        )
     # Ids only: never the address, number or message text.
     log.info(
-        "notification %s",
+        "%s %s",
+        channel,
         outcome.value,
         extra={
             "event_id": envelope.event_id,
             "booking_id": str(booking_id),
             "kind": kind,
             "channel": channel,
+            "task": current_task.name if current_task else None,
         },
     )
+    if outcome is Outcome.SENT and envelope.occurred_at:
+        occurred = datetime.fromisoformat(envelope.occurred_at.replace("Z", "+00:00"))
+        DELIVERY_LATENCY.labels(channel).observe(
+            max(0.0, (datetime.now(UTC) - occurred).total_seconds())
+        )
     return outcome
 
 

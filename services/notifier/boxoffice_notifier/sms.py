@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 from boxoffice_settings import Settings
+from boxoffice_telemetry.tracing import tracer
+from opentelemetry.trace import SpanKind
 
 from boxoffice_notifier.errors import PermanentDeliveryError, TransientDeliveryError
 
@@ -32,11 +34,12 @@ class SmsGateway:
         follows a timeout whose request had in fact arrived.
         """
         try:
-            response = self.client.post(
-                self.url,
-                data={"To": to, "From": self.sender, "Body": body},
-                headers={"Idempotency-Key": idempotency_key},
-            )
+            with tracer().start_as_current_span("sms send", kind=SpanKind.CLIENT):
+                response = self.client.post(
+                    self.url,
+                    data={"To": to, "From": self.sender, "Body": body},
+                    headers={"Idempotency-Key": idempotency_key},
+                )
         except httpx.TransportError as exc:
             raise TransientDeliveryError(f"gateway unreachable: {type(exc).__name__}") from exc
         if response.status_code == 429 or response.status_code >= 500:

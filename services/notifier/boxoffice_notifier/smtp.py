@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from email.message import EmailMessage
 
 from boxoffice_settings import Settings
+from boxoffice_telemetry.tracing import tracer
+from opentelemetry.trace import SpanKind
 
 from boxoffice_notifier.errors import (
     DeliveryError,
@@ -60,6 +62,17 @@ class SmtpSender:
 
     def send(self, message: EmailMessage) -> None:
         """Deliver `message` or raise a `DeliveryError` saying whether to retry."""
+        with tracer().start_as_current_span(
+            "smtp send",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "server.address": self.settings.smtp_host,
+                "server.port": self.settings.smtp_port,
+            },
+        ):
+            self._send(message)
+
+    def _send(self, message: EmailMessage) -> None:
         try:
             with self._connection() as smtp:
                 smtp.send_message(message)
