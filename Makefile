@@ -37,6 +37,9 @@ test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis,
 bench-reaper: install ## acceptance load: 3 reapers expire 5,000 holds due over a minute (p99 lag < 1.5 s)
 	BOXOFFICE_TEST_HOLDS=5000 BOXOFFICE_TEST_WINDOW_SECONDS=60 BOXOFFICE_TEST_P99_SECONDS=1.5 \
 		$(PY) pytest tests/e2e/test_reaper_replicas.py -k exactly_once -s
+.PHONY: bench-notifier
+bench-notifier: install ## email throughput of one notifier worker by thread-pool size
+	$(PY) python -m tests.bench.notifier_pool
 
 .PHONY: dashboards
 dashboards: install ## rebuild the Grafana dashboards in deploy/helm/boxoffice/files/dashboards

@@ -88,12 +88,23 @@ def default_jobs(settings: Settings) -> dict[str, PeriodicJob | None]:
     sweep = settings.reaper_sweep_interval_seconds
 
     def timed(name: str) -> Timing | None:
-        return parse_timing(getattr(settings, _ENV_FIELDS[name]))
+        field_name = _ENV_FIELDS[name]
+        if name == "showtime-reminders" and field_name not in settings.model_fields_set:
+            # The notifier's own knob for its reminder cadence, unless the schedule's is set.
+            return parse_timing(settings.reminder_interval_seconds)
+        return parse_timing(getattr(settings, field_name))
+
+    reminders = timed("showtime-reminders")
 
     specs: dict[str, tuple[str, str, float | None]] = {
         # A sweep that waited a few intervals is stale: the next one covers it.
         "expire-due-holds": (TASK_EXPIRE_DUE_HOLDS, QUEUE_REAPER, max(5.0, sweep * 5)),
-        "showtime-reminders": (TASK_SEND_SHOWTIME_REMINDERS, QUEUE_EMAIL, None),
+        # A missed reminder tick is harmless: the next one reminds whoever is still due.
+        "showtime-reminders": (
+            TASK_SEND_SHOWTIME_REMINDERS,
+            QUEUE_EMAIL,
+            reminders.seconds if isinstance(reminders, Every) else None,
+        ),
         "daily-report": (TASK_SEND_DAILY_REPORT, QUEUE_EMAIL, None),
         "purge-retention": (TASK_PURGE_RETENTION, QUEUE_REAPER, None),
         "purge-expired-keys": (TASK_PURGE_EXPIRED_KEYS, QUEUE_REAPER, None),

@@ -1,7 +1,7 @@
 """retention: bookings.anonymised_at and indexes for finding old rows
 
 Revision ID: 0601
-Revises: 0001
+Revises: 0501
 Create Date: 2026-11-21 04:55:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0601"
-down_revision: str | None = "0001"
+down_revision: str | None = "0501"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
