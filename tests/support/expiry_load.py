@@ -21,7 +21,7 @@ from boxoffice_db.models import (
     SeatState,
     ShowtimeSeat,
 )
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from tests.support.catalog import make_showtime
 
@@ -160,3 +160,13 @@ def expiry_report(ids: list[uuid.UUID]) -> ExpiryReport:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def discard_unsent_events(ids: list[uuid.UUID]) -> None:
+    """Drop the load's unsent outbox rows, so later tests' relays do not email thousands."""
+    with session_scope() as session:
+        session.execute(
+            delete(OutboxEvent).where(
+                OutboxEvent.aggregate_id.in_(ids), OutboxEvent.published_at.is_(None)
+            )
+        )
