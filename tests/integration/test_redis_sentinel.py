@@ -7,7 +7,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from boxoffice_devstack.servers import RedisServer, free_port, redis_server_binary
