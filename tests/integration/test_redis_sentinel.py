@@ -63,7 +63,7 @@ def test_the_helper_finds_the_master_through_the_sentinel(sentinel_url: str) -> 
     client.set(key, "through the sentinel")
     assert client.info("server")["redis_mode"] == "standalone"  # the master, not the Sentinel
     assert client.get(key) == b"through the sentinel"
-    assert client.execute_command("ROLE")[0] == b"master"
+    assert client.info("replication")["role"] == "master"
 
 
 def test_celery_publishes_and_consumes_through_the_sentinel(sentinel_url: str) -> None:
@@ -86,7 +86,7 @@ def test_celery_publishes_and_consumes_through_the_sentinel(sentinel_url: str) -
         queue = connection.SimpleQueue(QUEUE_REAPER)
         message = queue.get(timeout=10)
         assert message.headers["task"] == "reaper.sentinel_probe"
-        assert json.loads(message.body)[0] == [marker]
+        assert json.loads(message.body or "null")[0] == [marker]
         message.ack()
         queue.close()
     assert client.llen(QUEUE_REAPER) == 0
