@@ -45,7 +45,7 @@ def test_flower_is_off_by_default() -> None:
 )
 def test_enabling_flower_without_credentials_fails_the_render(basic_auth: dict[str, str]) -> None:
     values = merge(CONNECTIONS, {"flower": {"enabled": True, "basicAuth": basic_auth}})
-    with pytest.raises(helm.HelmError, match="flower.basicAuth.existingSecret"):
+    with pytest.raises(helm.HelmError, match=r"flower\.basicAuth\.existingSecret"):
         render_chart(CHART, values)
 
 
