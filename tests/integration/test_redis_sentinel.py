@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from boxoffice_devstack.servers import RedisServer, free_port, redis_server_binary
 from boxoffice_messaging.celery_app import create_celery_app
@@ -15,6 +17,8 @@ from boxoffice_messaging.redis_client import redis_client, redis_from_settings
 from boxoffice_messaging.routes import QUEUE_REAPER
 from boxoffice_settings import Settings
 from redis import Redis
+
+from tests.support.processes import ServiceProcess, wait_for_http
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +94,35 @@ def test_celery_publishes_and_consumes_through_the_sentinel(sentinel_url: str) -
         message.ack()
         queue.close()
     assert client.llen(QUEUE_REAPER) == 0
+
+
+def test_flower_as_the_chart_runs_it_needs_basic_auth(
+    sentinel_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The chart's command and env: the services' Celery app over Sentinel, behind basic auth."""
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL="postgresql://unused@127.0.0.1:1/unused",
+        REDIS_URL=sentinel_url,
+        BOXOFFICE_REDIS_SENTINEL_MASTER=MASTER,
+        FLOWER_BASIC_AUTH="ops:flower-pw",
+    )
+    flower = ServiceProcess(
+        "flower",
+        "celery",
+        env,
+        tmp_path_factory.mktemp("flower"),
+        ("-A", "boxoffice_messaging.flower_app", "flower", "--address=127.0.0.1", f"--port={port}"),
+    ).start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthcheck", timeout=60)  # the probe's page needs no login
+        assert httpx.get(f"{base}/", timeout=10).status_code == 401
+        assert httpx.get(f"{base}/api/workers", timeout=10).status_code == 401
+        wrong = httpx.get(f"{base}/", auth=("ops", "guess"), timeout=10)
+        assert wrong.status_code == 401
+        assert httpx.get(f"{base}/tasks", auth=("ops", "flower-pw"), timeout=30).status_code == 200
+        flower.assert_running()
+    finally:
+        flower.stop()
