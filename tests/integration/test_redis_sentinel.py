@@ -77,6 +77,7 @@ def test_celery_publishes_and_consumes_through_the_sentinel(sentinel_url: str) -
         redis_sentinel_master=MASTER,
     )
     app = create_celery_app("sentinel-test", settings)
+    app.conf.update(result_backend=sentinel_url)  # as the notifier configures it
     assert app.conf.broker_transport_options["master_name"] == MASTER
     client = redis_from_settings(settings, socket_connect_timeout=1)
     client.delete(QUEUE_REAPER)
@@ -94,6 +95,12 @@ def test_celery_publishes_and_consumes_through_the_sentinel(sentinel_url: str) -
         message.ack()
         queue.close()
     assert client.llen(QUEUE_REAPER) == 0
+
+    # A result backend on the same URL (the notifier's chord results) goes through it too.
+    task_id = str(uuid.uuid4())
+    app.backend.store_result(task_id, {"seats": 2}, "SUCCESS")
+    assert app.AsyncResult(task_id).get(timeout=10) == {"seats": 2}
+    assert client.exists(f"celery-task-meta-{task_id}") == 1
 
 
 def test_flower_as_the_chart_runs_it_needs_basic_auth(

@@ -34,6 +34,10 @@ def create_celery_app(name: str, settings: Settings) -> Celery:
             # sentinel:// brokers: which master the Sentinels are asked for.
             **broker_transport_options(settings.redis_url, settings.redis_sentinel_master),
         },
+        # The same for a sentinel:// result backend (the notifier's chord results use REDIS_URL).
+        result_backend_transport_options=broker_transport_options(
+            settings.redis_url, settings.redis_sentinel_master
+        ),
         task_queues=[Queue(QUEUE_EMAIL), Queue(QUEUE_SMS), Queue(QUEUE_REAPER)],
         task_create_missing_queues=False,
         worker_send_task_events=True,
