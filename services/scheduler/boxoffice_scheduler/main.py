@@ -7,6 +7,7 @@ import signal
 from types import FrameType
 
 from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_messaging.redis_client import redis_from_settings
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.wiring import setup_producer
@@ -27,7 +28,10 @@ def main() -> None:
     configure_logging("scheduler", settings.log_level)
     app = create_celery_app("boxoffice-scheduler", settings)
     setup_producer(
-        app, service="scheduler", metrics_port=settings.metrics_port, redis_url=settings.redis_url
+        app,
+        service="scheduler",
+        metrics_port=settings.metrics_port,
+        redis=redis_from_settings(settings, socket_timeout=2, socket_connect_timeout=2),
     )
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)
