@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from boxoffice_messaging.redis_client import redis_from_settings
 from boxoffice_settings import Settings, get_settings
 from celery import Celery
 from celery.beat import Scheduler
@@ -164,8 +165,9 @@ class LeaderScheduler(Scheduler):
         jobs = build_schedule(settings)
         # A hung Redis call must not outlast a retry period, or renewals would fall behind.
         timeout = settings.scheduler_retry_period_seconds
-        redis = Redis.from_url(
-            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        # Through the shared client, so a Sentinel REDIS_URL works here as for the broker.
+        redis = redis_from_settings(
+            settings, socket_timeout=timeout, socket_connect_timeout=timeout
         )
         identity = settings.scheduler_identity or default_identity()
         lock, mode = make_lock(settings, redis, identity)
