@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from prometheus_client import make_asgi_app
 
 from boxoffice_booking.auth import SCOPES, create_api_key
+from boxoffice_booking.openapi import install_openapi, operation_id
 from boxoffice_booking.problems import install_problem_handlers
 from boxoffice_booking.routes import bookings, health, showtimes
 
@@ -35,10 +36,13 @@ def create_app() -> FastAPI:
         version="1.0.0",
         summary="Hold seats, pay, and get a confirmation.",
         lifespan=lifespan,
+        # operationId is the handler's name (`create_booking`): stable and readable in clients.
+        generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(showtimes.router)
     app.include_router(bookings.router)
     app.mount("/metrics", make_asgi_app())
+    install_openapi(app)
     return app

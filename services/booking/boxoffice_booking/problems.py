@@ -76,6 +76,28 @@ class ServiceUnavailable(Problem):
     status, slug, title = 503, "service-unavailable", "A dependency is unavailable"
 
 
+# Problem types the handlers below produce themselves (the `Problem` subclasses add the rest);
+# the OpenAPI document lists them all as examples: (status, slug, title).
+HANDLER_PROBLEM_TYPES: tuple[tuple[int, str, str], ...] = (
+    (400, "malformed-json", "Malformed JSON"),
+    (404, "not-found", "Not found"),
+    (405, "method-not-allowed", "Method Not Allowed"),
+    (422, "validation-error", "The request is not valid"),
+    (500, "internal-error", "Internal error"),
+)
+
+
+def problem_types() -> list[tuple[int, str, str]]:
+    """Every (status, slug, title) the API can answer with, for the OpenAPI document."""
+    found = {slug: (status, slug, title) for status, slug, title in HANDLER_PROBLEM_TYPES}
+    pending: list[type[Problem]] = list(Problem.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.slug, (cls.status, cls.slug, cls.title))
+        pending.extend(cls.__subclasses__())
+    return sorted(found.values())
+
+
 def problem_response(
     request: Request,
     status: int,

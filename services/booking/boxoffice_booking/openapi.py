@@ -1,0 +1,341 @@
+"""The OpenAPI document, completed globally from what every route declares.
+
+Routes declare only their success bodies. This module adds, to every operation, what follows
+from its shape: the bearer security scheme where an API key is needed, the problem+json
+responses it can produce (401/403/429 with a key, 404 with path parameters, 400/422 with a
+body or parameters, 409 and the `Idempotency-Key` header on every POST, 500, 503), `Retry-After`
+and `Location` headers, examples, and links from a created resource to what can be done with
+it. Doing it here rather than per route keeps the document complete as routes are added.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from boxoffice_booking.openapi_examples import (
+    PROBLEM_EXTENSION_EXAMPLES,
+    REQUEST_EXAMPLES,
+    SCHEMA_EXAMPLES,
+)
+from boxoffice_booking.problems import PROBLEM_BASE, PROBLEM_JSON, problem_types
+
+SECURITY_SCHEME = "apiKey"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+DESCRIPTION = """\
+Hold seats for a showtime, pay, and get a confirmation.
+
+**Authentication.** Send `Authorization: Bearer <api key>`. Keys carry scopes
+(`bookings:read`, `bookings:write`, `catalog:write`, `admin`); a missing or unknown key is a
+`401`, a key without the scope an operation needs is a `403`.
+
+**Idempotency.** Every `POST` accepts an `Idempotency-Key` header. The first response is
+stored and replayed for a retry with the same key and body; the same key with another body is
+a `422`; a duplicate sent while the first is still running is a `409` with `Retry-After`.
+Clients should send one key per logical operation and retry network errors, `409`, `429` and
+`503` with it, honouring `Retry-After`.
+
+**Errors.** Every error is an RFC 9457 `application/problem+json` body whose `type` is a
+stable URI under `https://boxoffice.dev/problems/`; branch on `type`, not on `title` or
+`detail`. No input makes the API answer `5xx`; a `503` means a dependency (PostgreSQL or Redis)
+is unavailable and the request can be retried.
+"""
+
+TAGS = [
+    {"name": "bookings", "description": "Holds, payments and cancellations."},
+    {"name": "showtimes", "description": "Showtimes and their seat maps."},
+    {"name": "venues", "description": "Venues and their screens."},
+    {"name": "screens", "description": "Screens and their seat maps."},
+    {"name": "tasks", "description": "Background task status."},
+    {"name": "health", "description": "Liveness and readiness probes (no API key)."},
+]
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details. Extension members depend on the `type`.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": {
+            "type": "string",
+            "format": "uri",
+            "description": f"A stable URI naming the problem, under {PROBLEM_BASE}.",
+        },
+        "title": {"type": "string", "description": "A short summary of the problem type."},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string", "description": "What went wrong with this request."},
+        "instance": {"type": "string", "description": "The path of the request."},
+        "errors": {
+            "type": "array",
+            "description": "For validation problems: each invalid input.",
+            "items": {"$ref": "#/components/schemas/ProblemError"},
+        },
+        "seats": {
+            "type": "array",
+            "description": "For seat problems: the seats concerned.",
+            "items": {"type": "string"},
+        },
+    },
+    "additionalProperties": True,
+}
+
+PROBLEM_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "ProblemError",
+    "type": "object",
+    "required": ["loc", "msg", "type"],
+    "properties": {
+        "loc": {
+            "type": "array",
+            "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+            "description": 'Where the invalid input is, e.g. ["body", "seats", 0].',
+        },
+        "msg": {"type": "string"},
+        "type": {"type": "string"},
+    },
+}
+
+HEADERS: dict[str, Any] = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Location": {
+        "description": "The path of the created resource.",
+        "schema": {"type": "string"},
+    },
+    "WWW-Authenticate": {
+        "description": "The authentication scheme to use: `Bearer`.",
+        "schema": {"type": "string"},
+    },
+}
+
+# status -> (component name, description, response headers)
+PROBLEM_RESPONSES: dict[int, tuple[str, str, tuple[str, ...]]] = {
+    400: ("BadRequest", "The body is not valid JSON.", ()),
+    401: ("Unauthorized", "The API key is missing, unknown or revoked.", ("WWW-Authenticate",)),
+    403: ("Forbidden", "The API key lacks the scope this operation needs.", ()),
+    404: ("NotFound", "The resource does not exist.", ()),
+    409: (
+        "Conflict",
+        "The request conflicts with the current state (seats taken, booking state), or a "
+        "request with the same Idempotency-Key is still in progress (then with Retry-After).",
+        ("Retry-After",),
+    ),
+    422: (
+        "UnprocessableContent",
+        "The request is well-formed but invalid, or its Idempotency-Key was used with another "
+        "body.",
+        (),
+    ),
+    429: ("TooManyRequests", "The API key sent too many requests.", ("Retry-After",)),
+    500: ("InternalError", "An unexpected error; it is logged and never expected.", ()),
+    503: (
+        "ServiceUnavailable",
+        "A dependency (PostgreSQL or Redis) is unavailable; retry later.",
+        ("Retry-After",),
+    ),
+}
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+
+
+def problem_examples(status: int) -> dict[str, Any]:
+    """One example per problem type with this status, keyed by its slug."""
+    examples: dict[str, Any] = {}
+    for type_status, slug, title in problem_types():
+        if type_status != status:
+            continue
+        value = {
+            "type": PROBLEM_BASE + slug,
+            "title": title,
+            "status": status,
+            "detail": f"{title}.",
+            "instance": "/v1/bookings",
+            **PROBLEM_EXTENSION_EXAMPLES.get(slug, {}),
+        }
+        examples[slug] = {"summary": title, "value": value}
+    return examples
+
+
+def problem_response(status: int) -> dict[str, Any]:
+    """The reusable response for a problem status."""
+    _, description, headers = PROBLEM_RESPONSES[status]
+    media: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    examples = problem_examples(status)
+    if examples:
+        media["examples"] = examples
+    response: dict[str, Any] = {"description": description, "content": {PROBLEM_JSON: media}}
+    if headers:
+        response["headers"] = {name: {"$ref": f"#/components/headers/{name}"} for name in headers}
+    return response
+
+
+def _is_header(parameter: dict[str, Any], name: str) -> bool:
+    return parameter.get("in") == "header" and parameter["name"].lower() == name.lower()
+
+
+def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> None:
+    given = operation.get("parameters", [])
+    # A route whose dependencies read the Authorization header needs an API key. The header
+    # itself is described by the security scheme (OpenAPI ignores it as a parameter), and
+    # Idempotency-Key by the shared parameter below.
+    needs_api_key = any(_is_header(p, "authorization") for p in given)
+    parameters = [
+        p
+        for p in given
+        if not _is_header(p, "authorization") and not _is_header(p, IDEMPOTENCY_HEADER)
+    ]
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    statuses: set[int] = {500}
+    if path.startswith("/v1/"):
+        statuses.add(503)
+    if needs_api_key:
+        operation["security"] = [{SECURITY_SCHEME: []}]
+        statuses |= {401, 403, 429}
+    else:
+        operation["security"] = []
+    if any(p.get("in") == "path" for p in parameters):
+        statuses.add(404)
+    if parameters or "requestBody" in operation:
+        statuses.add(422)
+    if "requestBody" in operation:
+        statuses.add(400)
+        _add_request_examples(operation)
+    if method == "post":
+        parameters.append({"$ref": f"#/components/parameters/{IDEMPOTENCY_HEADER}"})
+        statuses |= {409, 422}
+    if parameters:
+        operation["parameters"] = parameters
+    else:
+        operation.pop("parameters", None)
+    for status in sorted(statuses):
+        declared = responses.get(str(status))
+        # A route's own declaration wins, except FastAPI's default 422 body, which the
+        # problem handlers never send.
+        if declared is None or "HTTPValidationError" in json.dumps(declared):
+            name = PROBLEM_RESPONSES[status][0]
+            responses[str(status)] = {"$ref": f"#/components/responses/{name}"}
+    for code, response in responses.items():
+        if code == "201" and "$ref" not in response:
+            location = {"$ref": "#/components/headers/Location"}
+            response.setdefault("headers", {})["Location"] = location
+        if code.startswith("2") and response.get("description") == "Successful Response":
+            response["description"] = "Created" if code == "201" else "OK"
+    operation["responses"] = dict(sorted(responses.items()))
+
+
+def _add_request_examples(operation: dict[str, Any]) -> None:
+    for media in operation["requestBody"].get("content", {}).values():
+        ref = media.get("schema", {}).get("$ref", "")
+        examples = REQUEST_EXAMPLES.get(ref.rsplit("/", 1)[-1])
+        if examples:
+            media["examples"] = copy.deepcopy(examples)
+
+
+def _add_links(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Link each created resource to the operations on `{collection}/{id}`."""
+    for path, item in paths.items():
+        created = item.get("post", {}).get("responses", {}).get("201")
+        if not created:
+            continue
+        ref = created.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+        if not ref or "id" not in schemas.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}):
+            continue
+        links: dict[str, Any] = {}
+        for other_path, other_item in paths.items():
+            rest = other_path.removeprefix(path + "/")
+            if rest == other_path or not rest.startswith("{"):
+                continue
+            param = rest[1 : rest.index("}")]
+            for method, operation in other_item.items():
+                if method in HTTP_METHODS:
+                    links[operation["operationId"]] = {
+                        "operationId": operation["operationId"],
+                        "parameters": {param: "$response.body#/id"},
+                    }
+        if links:
+            created["links"] = links
+
+
+def _drop_unused_schemas(document: dict[str, Any]) -> None:
+    """FastAPI's own 422 body is replaced by problem+json everywhere; drop its schemas."""
+    if "#/components/schemas/HTTPValidationError" not in json.dumps(document["paths"]):
+        document["components"]["schemas"].pop("HTTPValidationError", None)
+        document["components"]["schemas"].pop("ValidationError", None)
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    """The complete OpenAPI document of `app`."""
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        description=DESCRIPTION,
+        routes=app.routes,
+        tags=TAGS,
+    )
+    components = document.setdefault("components", {})
+    schemas: dict[str, Any] = components.setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas["ProblemError"] = PROBLEM_ERROR_SCHEMA
+    for name, examples in SCHEMA_EXAMPLES.items():
+        if name in schemas:
+            schemas[name]["examples"] = copy.deepcopy(examples)
+    components["securitySchemes"] = {
+        SECURITY_SCHEME: {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "API key",
+            "description": "An API key created with `boxoffice-booking create-api-key`.",
+        }
+    }
+    components["headers"] = HEADERS
+    components["parameters"] = {
+        IDEMPOTENCY_HEADER: {
+            "name": IDEMPOTENCY_HEADER,
+            "in": "header",
+            "required": False,
+            "description": (
+                "A client-chosen unique key (a UUID is best) that makes a retry of this POST "
+                "safe: the first response is replayed for the same key and body."
+            ),
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "example": "5f0c2b8e-3d52-4c1e-9a43-6f2f1d7f8a10",
+        }
+    }
+    components["responses"] = {
+        name: problem_response(status) for status, (name, _, _) in PROBLEM_RESPONSES.items()
+    }
+    used_tags: set[str] = set()
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                _complete_operation(path, method, operation)
+                used_tags.update(operation.get("tags", []))
+    document["tags"] = [tag for tag in TAGS if tag["name"] in used_tags]
+    document["security"] = [{SECURITY_SCHEME: []}]
+    _add_links(document.get("paths", {}), schemas)
+    _drop_unused_schemas(document)
+    return document
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve the complete document at /openapi.json (and so in /docs)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def operation_id(route: APIRoute) -> str:
+    """The handler's name, e.g. `create_booking`, as the operationId."""
+    return route.name
