@@ -180,7 +180,27 @@ def _is_header(parameter: dict[str, Any], name: str) -> bool:
     return parameter.get("in") == "header" and parameter["name"].lower() == name.lower()
 
 
-def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> None:
+def _refers_to_resources(node: Any, schemas: dict[str, Any], seen: set[str]) -> bool:
+    """True if a schema (following $refs) has a UUID field: an id that may name nothing."""
+    if isinstance(node, list):
+        return any(_refers_to_resources(item, schemas, seen) for item in node)
+    if not isinstance(node, dict):
+        return False
+    if node.get("format") == "uuid":
+        return True
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        name = ref.rsplit("/", 1)[-1]
+        if name in seen:
+            return False
+        seen.add(name)
+        return _refers_to_resources(schemas.get(name), schemas, seen)
+    return any(_refers_to_resources(value, schemas, seen) for value in node.values())
+
+
+def _complete_operation(
+    path: str, method: str, operation: dict[str, Any], schemas: dict[str, Any]
+) -> None:
     given = operation.get("parameters", [])
     # A route whose dependencies read the Authorization header needs an API key. The header
     # itself is described by the security scheme (OpenAPI ignores it as a parameter), and
@@ -200,7 +220,10 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> No
         statuses |= {401, 403, 429}
     else:
         operation["security"] = []
-    if any(p.get("in") == "path" for p in parameters):
+    # 404: a path parameter, or any id in the query or body, can name a missing resource.
+    if any(p.get("in") == "path" for p in parameters) or _refers_to_resources(
+        [parameters, operation.get("requestBody")], schemas, set()
+    ):
         statuses.add(404)
     if parameters or "requestBody" in operation:
         statuses.add(422)
@@ -305,7 +328,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 "A client-chosen unique key (a UUID is best) that makes a retry of this POST "
                 "safe: the first response is replayed for the same key and body."
             ),
-            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "schema": {"type": "string"},
             "example": "5f0c2b8e-3d52-4c1e-9a43-6f2f1d7f8a10",
         }
     }
@@ -316,7 +339,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
             if method in HTTP_METHODS:
-                _complete_operation(path, method, operation)
+                _complete_operation(path, method, operation, schemas)
                 used_tags.update(operation.get("tags", []))
     document["tags"] = [tag for tag in TAGS if tag["name"] in used_tags]
     document["security"] = [{SECURITY_SCHEME: []}]
