@@ -15,26 +15,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from boxoffice_booking.openapi_examples import SHOWTIME_ID
 
 from tests.support.catalog import make_showtime
-from tests.support.live_api import LiveApi, live_api
+from tests.support.live_api import LiveApi
 from tests.support.stack import ROOT, Stack
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = int(os.environ.get("BOXOFFICE_FUZZ_EXAMPLES", "15"))
 SEED = os.environ.get("BOXOFFICE_FUZZ_SEED", "" if "BOXOFFICE_FUZZ_EXAMPLES" in os.environ else "9")
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Iterator[LiveApi]:
-    with live_api(stack, "fuzz-api") as running:
-        yield running
 
 
 def test_no_input_makes_the_api_fail_or_break_its_contract(

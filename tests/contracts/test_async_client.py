@@ -10,18 +10,12 @@ from boxoffice_client import AsyncBoxofficeClient, RetryPolicy, SeatsUnavailable
 
 from tests.support.catalog import make_showtime
 from tests.support.faulty_proxy import Answer, FaultyProxy
-from tests.support.live_api import LiveApi, live_api
+from tests.support.live_api import LiveApi
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
 FAST = RetryPolicy(max_attempts=4, backoff_base=0.05, backoff_max=0.2)
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Iterator[LiveApi]:
-    with live_api(stack, "async-client-api") as running:
-        yield running
 
 
 @pytest.fixture
