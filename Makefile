@@ -34,7 +34,7 @@ proto: install ## regenerate the Python message code and mypy stubs from proto/ 
 	$(PY) boxoffice-codegen proto
 
 .PHONY: buf-check
-buf-check: $(BUF) ## buf lint (STANDARD) and buf breaking against $(BREAKING_AGAINST)'s proto/
+buf-check: $(BUF) ## buf lint (STANDARD) and buf breaking against main's proto/ (BREAKING_AGAINST=ref)
 	$(BUF) lint proto
 	$(BUF) breaking proto --against '.git#ref=$(BREAKING_AGAINST),subdir=proto'
 
@@ -48,7 +48,7 @@ contracts-check: install buf-check ## buf checks, generated proto code and docs/
 	$(PY) boxoffice-codegen openapi --check
 
 .PHONY: fuzz
-fuzz: install ## schemathesis against a live API with $(FUZZ_EXAMPLES) examples per operation
+fuzz: install ## long schemathesis run against a live API (FUZZ_EXAMPLES=400 per operation)
 	BOXOFFICE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) pytest tests/contracts/test_api_fuzz.py
 
 .PHONY: run
@@ -56,7 +56,7 @@ run: install ## start every service locally on embedded PostgreSQL and Redis (Ct
 	$(PY) boxoffice-dev run
 
 .PHONY: test
-test: install buf-check ## contract checks, then unit, integration, contract and end-to-end tests
+test: install buf-check ## buf checks, then unit, integration, contract and end-to-end tests
 	$(PY) pytest tests
 
 .PHONY: lint
