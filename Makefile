@@ -36,7 +36,12 @@ proto: install ## regenerate the Python message code and mypy stubs from proto/ 
 .PHONY: buf-check
 buf-check: $(BUF) ## buf lint (STANDARD) and buf breaking against main's proto/ (BREAKING_AGAINST=ref)
 	$(BUF) lint proto
-	$(BUF) breaking proto --against '.git#ref=$(BREAKING_AGAINST),subdir=proto'
+	@ref=$(BREAKING_AGAINST); \
+	git rev-parse -q --verify "$$ref^{commit}" >/dev/null || ref=origin/$(BREAKING_AGAINST); \
+	git rev-parse -q --verify "$$ref^{commit}" >/dev/null || \
+		{ echo "no git ref $(BREAKING_AGAINST) to compare proto/ with (set BREAKING_AGAINST)"; exit 1; }; \
+	echo "$(BUF) breaking proto --against .git#ref=$$ref,subdir=proto"; \
+	$(BUF) breaking proto --against ".git#ref=$$ref,subdir=proto"
 
 .PHONY: openapi
 openapi: install ## export the booking API's OpenAPI document to docs/openapi.json
