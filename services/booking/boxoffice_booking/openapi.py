@@ -2,10 +2,10 @@
 
 Routes declare only their success bodies. This module adds, to every operation, what follows
 from its shape: the bearer security scheme where an API key is needed, the problem+json
-responses it can produce (401/403/429 with a key, 404 with path parameters, 400/422 with a
-body or parameters, 409 and the `Idempotency-Key` header on every POST, 500, 503), `Retry-After`
-and `Location` headers, examples, and links from a created resource to what can be done with
-it. Doing it here rather than per route keeps the document complete as routes are added.
+responses it can produce (401/403/429 with a key, 404 wherever an id can name nothing,
+400/422 with a body or parameters, 409 and the `Idempotency-Key` header on every POST that takes
+an API key, 500, 503), `Retry-After` and `Location` headers, examples, and links from a created
+resource to what can be done with it. Doing it here rather than per route keeps the document complete as routes are added.
 """
 
 from __future__ import annotations
@@ -230,9 +230,11 @@ def _complete_operation(
     if "requestBody" in operation:
         statuses.add(400)
         _add_request_examples(operation)
-    if method == "post":
+    if method == "post" and needs_api_key:
+        # Idempotency keys are scoped by API key: a POST without one (a provider's webhook,
+        # authenticated by its signature) has none.
         parameters.append({"$ref": f"#/components/parameters/{IDEMPOTENCY_HEADER}"})
-        statuses |= {409, 422}
+        statuses |= {400, 409, 422}
     if parameters:
         operation["parameters"] = parameters
     else:
