@@ -117,7 +117,7 @@ def notifier(stack: Stack, published: Published) -> Iterator[tuple[ServiceProces
         "contract-notifier", "boxoffice_notifier.main", env, stack.var / "contract-logs"
     ).start()
     try:
-        worker.wait_for_log("ready.", timeout=60)
+        worker.wait_for_log("ready.", timeout=120)
         yield worker, smtp
     finally:
         worker.stop()
@@ -129,7 +129,7 @@ def emails_for(smtp: SmtpServer, event_id: str) -> int:
 
 
 def wait_for_email(smtp: SmtpServer, event_id: str) -> None:
-    wait_until(lambda: emails_for(smtp, event_id) >= 1, 30, f"an email for event {event_id}")
+    wait_until(lambda: emails_for(smtp, event_id) >= 1, 60, f"an email for event {event_id}")
 
 
 def send(app_name: str, task: str, message: object) -> None:
@@ -229,7 +229,7 @@ def test_an_unparseable_message_is_dead_lettered_and_consumption_goes_on(
     send("contract-poisoner", route.task, message)
     wait_until(
         lambda: worker.log().count("rejecting malformed message") > before,
-        30,
+        60,
         "the notifier to reject the malformed message",
     )
     # It goes on consuming: a good message sent after the poison is delivered.

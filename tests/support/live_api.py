@@ -31,7 +31,7 @@ def live_api(stack: Stack, name: str = "api", **env: str) -> Iterator[LiveApi]:
     ).start()
     base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(base_url + "/readyz", timeout=60)
+        wait_for_http(base_url + "/readyz", timeout=120)
         yield LiveApi(base_url, API_KEY, process)
     finally:
         process.stop()
