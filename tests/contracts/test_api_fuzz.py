@@ -64,8 +64,13 @@ def test_no_input_makes_the_api_fail_or_break_its_contract(
     ]
     if SEED:
         argv += ["--seed", SEED]
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.contracts.fuzz_hooks",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     result = subprocess.run(
-        argv, capture_output=True, text=True, check=False, timeout=1200, cwd=tmp_path
+        argv, capture_output=True, text=True, check=False, timeout=1200, cwd=tmp_path, env=env
     )
     output = result.stdout + result.stderr
     print(output)

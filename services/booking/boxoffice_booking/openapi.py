@@ -5,7 +5,8 @@ from its shape: the bearer security scheme where an API key is needed, the probl
 responses it can produce (401/403/429 with a key, 404 wherever an id can name nothing,
 400/422 with a body or parameters, 409 and the `Idempotency-Key` header on every POST that takes
 an API key, 500, 503), `Retry-After` and `Location` headers, examples, and links from a created
-resource to what can be done with it. Doing it here rather than per route keeps the document complete as routes are added.
+resource to what can be done with it. Doing it here rather than per route keeps the document
+complete as routes are added.
 """
 
 from __future__ import annotations
@@ -198,6 +199,16 @@ def _refers_to_resources(node: Any, schemas: dict[str, Any], seen: set[str]) -> 
     return any(_refers_to_resources(value, schemas, seen) for value in node.values())
 
 
+def _is_problem_response(response: dict[str, Any]) -> bool:
+    """An error response a route declared that the shared problem responses describe better.
+
+    That is FastAPI's default 422 (its handler is replaced by problem+json) and any declared
+    problem+json body; a route's own non-problem error body (readiness's 503) is kept.
+    """
+    text = json.dumps(response)
+    return "HTTPValidationError" in text or PROBLEM_JSON in text or "ProblemDetail" in text
+
+
 def _complete_operation(
     path: str, method: str, operation: dict[str, Any], schemas: dict[str, Any]
 ) -> None:
@@ -239,11 +250,13 @@ def _complete_operation(
         operation["parameters"] = parameters
     else:
         operation.pop("parameters", None)
-    for status in sorted(statuses):
-        declared = responses.get(str(status))
-        # A route's own declaration wins, except FastAPI's default 422 body, which the
-        # problem handlers never send.
-        if declared is None or "HTTPValidationError" in json.dumps(declared):
+    declared_problems = {
+        int(code) for code, response in responses.items() if _is_problem_response(response)
+    }
+    for status in sorted(statuses | declared_problems):
+        if status in PROBLEM_RESPONSES and (
+            str(status) not in responses or status in declared_problems
+        ):
             name = PROBLEM_RESPONSES[status][0]
             responses[str(status)] = {"$ref": f"#/components/responses/{name}"}
     for code, response in responses.items():
@@ -289,10 +302,18 @@ def _add_links(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
 
 
 def _drop_unused_schemas(document: dict[str, Any]) -> None:
-    """FastAPI's own 422 body is replaced by problem+json everywhere; drop its schemas."""
-    if "#/components/schemas/HTTPValidationError" not in json.dumps(document["paths"]):
-        document["components"]["schemas"].pop("HTTPValidationError", None)
-        document["components"]["schemas"].pop("ValidationError", None)
+    """Drop the error body schemas the shared problem responses replaced everywhere."""
+    schemas = document["components"]["schemas"]
+    paths = json.dumps(document["paths"])
+    for name, only_used_by in (
+        ("HTTPValidationError", None),
+        ("ValidationError", "HTTPValidationError"),
+        ("ProblemDetail", None),
+    ):
+        if f"#/components/schemas/{name}" not in paths and (
+            only_used_by is None or only_used_by not in schemas
+        ):
+            schemas.pop(name, None)
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
