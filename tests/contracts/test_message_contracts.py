@@ -1,8 +1,9 @@
 """Message contracts over real PostgreSQL, Redis and a notifier worker process.
 
-Producers are the booking service's and the reaper's own functions writing the outbox; the
-relay's `publish_pending` puts their events on Redis exactly as in production; the consumer
-is `boxoffice-notifier` running as its own process, sending to a real SMTP server.
+Producers are the booking API (a live process: holds, payments, cancellations) and the
+reaper's own expiry function, writing the outbox; the relay's `publish_pending` puts their
+events on Redis exactly as in production; the consumer is `boxoffice-notifier` running as its
+own process, sending to a real SMTP server.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
-from boxoffice_booking import holds
+from boxoffice_client import BoxofficeClient
 from boxoffice_contracts.envelope import PAYLOAD_FIELDS, SCHEMA_VERSION
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import Booking, OutboxEvent, ShowtimeSeat
@@ -31,6 +32,7 @@ from redis import Redis
 from sqlalchemy import func, select, update
 
 from tests.support.catalog import make_showtime
+from tests.support.live_api import LiveApi
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.smtp import SmtpServer
 from tests.support.stack import Stack
@@ -48,19 +50,14 @@ class Published:
     wire: list[dict[str, Any]]
 
 
-def produce_every_event(showtime_id: uuid.UUID) -> list[uuid.UUID]:
-    """Hold, confirm, cancel and expire bookings with the services' own functions."""
-    settings = get_settings()
-
-    def hold(seats: list[str]) -> uuid.UUID:
-        with session_scope() as session:
-            return holds.hold_seats(session, showtime_id, seats, CUSTOMER, None, 600, 10).id
-
-    confirmed, cancelled, expired = hold(["A2", "A3"]), hold(["B1"]), hold(["C1"])
-    with session_scope() as session:
-        holds.pay_booking(session, confirmed, "test", "succeeded")
-    with session_scope() as session:
-        holds.cancel_booking(session, cancelled)
+def produce_every_event(api: LiveApi, showtime_id: uuid.UUID) -> list[uuid.UUID]:
+    """Hold, confirm and cancel through the live API; expire with the reaper's own function."""
+    with BoxofficeClient(api.base_url, api.api_key) as client:
+        confirmed = client.create_booking(showtime_id, ["A2", "A3"], CUSTOMER).id
+        cancelled = client.create_booking(showtime_id, ["B1"], CUSTOMER).id
+        expired = client.create_booking(showtime_id, ["C1"], CUSTOMER).id
+        client.pay(confirmed)
+        client.cancel(cancelled)
     with session_scope() as session:
         past = func.now() - timedelta(seconds=1)
         session.execute(update(Booking).where(Booking.id == expired).values(expires_at=past))
@@ -70,7 +67,7 @@ def produce_every_event(showtime_id: uuid.UUID) -> list[uuid.UUID]:
             .values(hold_expires_at=past)
         )
     with session_scope() as session:
-        expire_batch(session, settings.reaper_batch_size)
+        expire_batch(session, get_settings().reaper_batch_size)
     return [confirmed, cancelled, expired]
 
 
@@ -87,10 +84,10 @@ def raw_messages(redis: Redis, queue: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def published(stack: Stack) -> Published:
+def published(stack: Stack, api: LiveApi) -> Published:
     redis = Redis.from_url(stack.redis_url)
     redis.delete(QUEUE_EMAIL)
-    booking_ids = produce_every_event(make_showtime(rows=3, seats_per_row=5))
+    booking_ids = produce_every_event(api, make_showtime(rows=3, seats_per_row=5))
     with session_scope() as session:
         rows = list(
             session.scalars(
