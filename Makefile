@@ -7,6 +7,9 @@ BUF := node_modules/.bin/buf
 BREAKING_AGAINST ?= main
 # Schemathesis examples per API operation: a bounded run in `make test`, a long one in `make fuzz`.
 FUZZ_EXAMPLES ?= 400
+IMAGE ?= boxoffice/boxoffice
+TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+CHART := deploy/helm/boxoffice
 
 .DEFAULT_GOAL := help
 
@@ -63,6 +66,20 @@ run: install ## start every service locally on embedded PostgreSQL and Redis (Ct
 .PHONY: test
 test: install buf-check ## buf checks, then unit, integration, contract and end-to-end tests
 	$(PY) pytest tests
+
+.PHONY: helm-test
+helm-test: install ## the chart's tests alone: Helm render, kubernetes-validate, helm lint, schema, checkov
+	$(PY) pytest tests/helm -q
+
+.PHONY: helm-schemas
+helm-schemas: ## regenerate the CRD JSON schemas (ServiceMonitor, PodMonitor, PrometheusRule, ScaledObject)
+	$(UV) run --project tests/helm/tools --frozen python tests/helm/generate_crd_schemas.py
+
+.PHONY: image
+image: ## build the one service image with Docker: make image IMAGE=registry/boxoffice TAG=1.0.0
+	@command -v docker >/dev/null || { echo "make image needs a Docker engine (the docker CLI)"; exit 1; }
+	docker build --pull -t $(IMAGE):$(TAG) .
+	@echo "built $(IMAGE):$(TAG); deploy it with: helm upgrade --install boxoffice $(CHART) --set image.repository=$(IMAGE) --set image.tag=$(TAG)"
 
 .PHONY: lint
 lint: install ## ruff and mypy --strict
