@@ -145,11 +145,28 @@ PROBLEM_RESPONSES: dict[int, tuple[str, str, tuple[str, ...]]] = {
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 
+# What the idempotency middleware enforces and answers, documented when the app installs it:
+# 1 to 255 printable ASCII characters, no space at either end (HTTP strips it).
+IDEMPOTENCY_KEY_PATTERN = "^[\\x21-\\x7E]([\\x20-\\x7E]{0,253}[\\x21-\\x7E])?$"
+IDEMPOTENCY_PROBLEM_TYPES = (
+    (400, "invalid-idempotency-key", "The Idempotency-Key is not valid"),
+    (409, "idempotency-key-in-progress", "Request in progress"),
+    (422, "idempotency-key-reused", "Idempotency-Key reused"),
+)
 
-def problem_examples(status: int) -> dict[str, Any]:
+
+def validates_idempotency_keys(app: FastAPI) -> bool:
+    return any(
+        getattr(middleware.cls, "__name__", "") == "IdempotencyMiddleware"
+        for middleware in app.user_middleware
+    )
+
+
+def problem_examples(status: int, idempotency: bool = False) -> dict[str, Any]:
     """One example per problem type with this status, keyed by its slug."""
     examples: dict[str, Any] = {}
-    for type_status, slug, title in problem_types():
+    types = [*problem_types(), *(IDEMPOTENCY_PROBLEM_TYPES if idempotency else ())]
+    for type_status, slug, title in sorted(types):
         if type_status != status:
             continue
         value = {
@@ -164,11 +181,11 @@ def problem_examples(status: int) -> dict[str, Any]:
     return examples
 
 
-def problem_response(status: int) -> dict[str, Any]:
+def problem_response(status: int, idempotency: bool = False) -> dict[str, Any]:
     """The reusable response for a problem status."""
     _, description, headers = PROBLEM_RESPONSES[status]
     media: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/Problem"}}
-    examples = problem_examples(status)
+    examples = problem_examples(status, idempotency)
     if examples:
         media["examples"] = examples
     response: dict[str, Any] = {"description": description, "content": {PROBLEM_JSON: media}}
@@ -301,6 +318,22 @@ def _add_links(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
             created["links"] = links
 
 
+def _close_pattern_maps(node: Any) -> None:
+    """A dict whose keys are constrained (`patternProperties`) refuses other keys, so say so.
+
+    Pydantic describes `dict[Pattern, V]` without `additionalProperties: false`, which by
+    JSON Schema admits any other key with any value: a lie a fuzzer finds at once.
+    """
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _close_pattern_maps(value)
+    elif isinstance(node, list):
+        for value in node:
+            _close_pattern_maps(value)
+
+
 def _drop_unused_schemas(document: dict[str, Any]) -> None:
     """Drop the error body schemas the shared problem responses replaced everywhere."""
     schemas = document["components"]["schemas"]
@@ -342,6 +375,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         }
     }
     components["headers"] = HEADERS
+    idempotency = validates_idempotency_keys(app)
     components["parameters"] = {
         IDEMPOTENCY_HEADER: {
             "name": IDEMPOTENCY_HEADER,
@@ -351,12 +385,17 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 "A client-chosen unique key (a UUID is best) that makes a retry of this POST "
                 "safe: the first response is replayed for the same key and body."
             ),
-            "schema": {"type": "string"},
+            "schema": (
+                {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN}
+                if idempotency
+                else {"type": "string"}
+            ),
             "example": "5f0c2b8e-3d52-4c1e-9a43-6f2f1d7f8a10",
         }
     }
     components["responses"] = {
-        name: problem_response(status) for status, (name, _, _) in PROBLEM_RESPONSES.items()
+        name: problem_response(status, idempotency)
+        for status, (name, _, _) in PROBLEM_RESPONSES.items()
     }
     used_tags: set[str] = set()
     for path, item in document.get("paths", {}).items():
@@ -367,6 +406,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     document["tags"] = [tag for tag in TAGS if tag["name"] in used_tags]
     document["security"] = [{SECURITY_SCHEME: []}]
     _add_links(document.get("paths", {}), schemas)
+    _close_pattern_maps(document)
     _drop_unused_schemas(document)
     return document
 
