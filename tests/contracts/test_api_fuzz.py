@@ -46,8 +46,6 @@ def test_no_input_makes_the_api_fail_or_break_its_contract(
         str(schema),
         "--url",
         api.base_url,
-        "--checks",
-        "all",
         "--max-examples",
         str(EXAMPLES),
         "--workers",
