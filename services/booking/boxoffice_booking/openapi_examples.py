@@ -77,6 +77,9 @@ SCHEMA_EXAMPLES: dict[str, list[Any]] = {
             "status": "succeeded",
             "amount_minor": 50000,
             "currency": "INR",
+            "provider_reference": None,
+            "refunded_minor": 0,
+            "created_at": "2026-11-21T10:02:13Z",
             "booking": BOOKING_CONFIRMED,
         }
     ],
