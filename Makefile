@@ -60,12 +60,16 @@ fuzz: install ## long schemathesis run against a live API (FUZZ_EXAMPLES=400 per
 	BOXOFFICE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) pytest tests/contracts/test_api_fuzz.py
 
 .PHONY: run
-run: install ## start every service locally on embedded PostgreSQL and Redis (Ctrl-C stops all)
-	$(PY) boxoffice-dev run
+run: install ## start every service locally (FLOWER=1 adds Flower on :5555; Ctrl-C stops all)
+	$(PY) boxoffice-dev run $(if $(FLOWER),--flower)
 
 .PHONY: test
 test: install buf-check ## buf checks, then unit, integration, contract and end-to-end tests
 	$(PY) pytest tests
+
+.PHONY: dashboards
+dashboards: install ## rebuild the Grafana dashboards in deploy/helm/boxoffice/files/dashboards
+	$(PY) python scripts/build_dashboards.py
 
 .PHONY: helm-test
 helm-test: install ## the chart's tests alone: Helm render, kubernetes-validate, helm lint, schema, checkov
@@ -85,7 +89,7 @@ image: ## build the one service image with Docker: make image IMAGE=registry/box
 lint: install ## ruff and mypy --strict
 	$(PY) ruff check .
 	$(PY) ruff format --check .
-	$(PY) mypy libs services tools tests
+	$(PY) mypy libs services tools tests scripts
 
 .PHONY: format
 format: install ## format the code with ruff

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
 from boxoffice_contracts.envelope import to_json
 from boxoffice_db.models import OutboxEvent
+from boxoffice_telemetry.tracing import current_trace_context, span_from_carrier
 from celery import Celery
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -16,7 +17,13 @@ from boxoffice_messaging.routes import EVENT_ROUTES
 
 
 def add_event(session: Session, envelope: Envelope) -> None:
-    """Stage an event in the caller's transaction; it is sent only if that transaction commits."""
+    """Stage an event in the caller's transaction; it is sent only if that transaction commits.
+
+    The current trace context rides along in the envelope, so the relay and the consumer
+    continue the trace of the request (or task) that caused the event.
+    """
+    if not envelope.trace_context:
+        envelope.trace_context.update(current_trace_context())
     session.add(
         OutboxEvent(
             event_id=uuid.UUID(envelope.event_id),
@@ -43,8 +50,13 @@ def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
     if not rows:
         return 0
     for row in rows:
-        for route in EVENT_ROUTES.get(row.event_type, ()):
-            app.send_task(route.task, args=[row.payload], queue=route.queue)
+        with span_from_carrier(
+            f"outbox publish {row.event_type}",
+            row.payload.get("trace_context"),
+            attributes={"boxoffice.event_type": row.event_type},
+        ):
+            for route in EVENT_ROUTES.get(row.event_type, ()):
+                app.send_task(route.task, args=[row.payload], queue=route.queue)
     session.execute(
         update(OutboxEvent)
         .where(OutboxEvent.id.in_([row.id for row in rows]))
