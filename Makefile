@@ -57,7 +57,7 @@ contracts-check: install buf-check ## buf checks, generated proto code and docs/
 
 .PHONY: fuzz
 fuzz: install ## long schemathesis run against a live API (FUZZ_EXAMPLES=400 per operation)
-	BOXOFFICE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) pytest tests/contracts/test_api_fuzz.py
+	BOXOFFICE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) pytest tests/contracts/test_api_fuzz.py -s
 
 .PHONY: run
 run: install ## start every service locally (FLOWER=1 adds Flower on :5555; Ctrl-C stops all)
