@@ -5,6 +5,7 @@ Faults come from a real HTTP proxy between the client and the API (tests/support
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from boxoffice_devstack.servers import free_port
 from tests.support.catalog import make_showtime
 from tests.support.faulty_proxy import Answer, FaultyProxy
 from tests.support.live_api import LiveApi
-from tests.support.stack import Stack
+from tests.support.stack import ROOT, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -159,3 +160,19 @@ def test_gives_up_with_a_transport_error_after_the_last_attempt(api: LiveApi) ->
         client.create_booking(uuid.uuid4(), ["A2"], "ada@example.com")
     assert len(attempts) == FAST.max_attempts
     assert len({r.headers["idempotency-key"] for r in attempts}) == 1
+
+
+def test_a_wrong_method_is_a_405_problem_allowing_every_documented_method(api: LiveApi) -> None:
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    for template in document["paths"]:
+        path = template.replace("{booking_id}", str(uuid.uuid4())).replace(
+            "{showtime_id}", str(uuid.uuid4())
+        )
+        if "{" in path:
+            continue
+        response = httpx.request("PATCH", api.base_url + path, timeout=10)
+        assert response.status_code == 405, path
+        assert response.headers["content-type"] == "application/problem+json"
+        documented = {m.upper() for m in document["paths"][template]}
+        allowed = {m.strip() for m in response.headers["allow"].split(",")}
+        assert documented <= allowed <= documented | {"HEAD"}, path

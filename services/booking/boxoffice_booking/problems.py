@@ -153,16 +153,35 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route answers on this path (RFC 9110 `Allow`).
+
+    Starlette's 405 names only the first route that matched the path, so a path with GET and
+    POST on two routes would claim to allow one of them.
+    """
+    from fastapi.routing import iter_route_contexts
+
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
     return problem_response(
         request,
         exc.status_code,
         slug,
         str(exc.detail),
         str(exc.detail),
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
 
 
