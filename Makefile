@@ -89,7 +89,20 @@ image: ## build the one service image with Docker: make image IMAGE=registry/box
 lint: install ## ruff and mypy --strict
 	$(PY) ruff check .
 	$(PY) ruff format --check .
-	$(PY) mypy libs services tools tests scripts
+	$(PY) mypy libs services tools tests scripts bench
+
+.PHONY: bench
+bench: install wrk ## benchmarks, full run (~10 min): table to docs/benchmarks.md, JSON to var/bench/
+	$(PY) python -m bench
+
+.PHONY: bench-quick
+bench-quick: install wrk ## benchmarks, short run (~2 minutes on a quiet machine): table printed, JSON to var/bench/
+	$(PY) python -m bench --quick
+
+.PHONY: wrk
+wrk: ## install the wrk load generator (Debian package) if it is missing
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| { echo "install wrk (apt-get install wrk) and re-run"; exit 1; }
 
 .PHONY: format
 format: install ## format the code with ruff
