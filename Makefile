@@ -67,6 +67,10 @@ run: install ## start every service locally (FLOWER=1 adds Flower on :5555; Ctrl
 test: install buf-check ## buf checks, then unit, integration, contract and end-to-end tests
 	$(PY) pytest tests
 
+.PHONY: bench-notifier
+bench-notifier: install ## email throughput of one notifier worker by thread-pool size
+	$(PY) python -m tests.bench.notifier_pool
+
 .PHONY: dashboards
 dashboards: install ## rebuild the Grafana dashboards in deploy/helm/boxoffice/files/dashboards
 	$(PY) python scripts/build_dashboards.py

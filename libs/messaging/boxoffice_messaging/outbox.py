@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
 from boxoffice_contracts.envelope import to_json
 from boxoffice_db.models import OutboxEvent
 from boxoffice_telemetry.tracing import current_trace_context, span_from_carrier
-from celery import Celery
+from celery import Celery, group
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,18 @@ def add_event(session: Session, envelope: Envelope) -> None:
     )
 
 
+def publish_event(app: Celery, event_type: str, payload: dict[str, Any]) -> None:
+    """Send an event to every task routed for it; several routes go as one group."""
+    signatures = [
+        app.signature(route.task, args=[payload], queue=route.queue)
+        for route in EVENT_ROUTES.get(event_type, ())
+    ]
+    if len(signatures) > 1:
+        group(signatures).apply_async()
+    elif signatures:
+        signatures[0].apply_async()
+
+
 def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
     """Publish up to `batch_size` unsent events in order and mark them sent.
 
@@ -55,8 +68,7 @@ def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
             row.payload.get("trace_context"),
             attributes={"boxoffice.event_type": row.event_type},
         ):
-            for route in EVENT_ROUTES.get(row.event_type, ()):
-                app.send_task(route.task, args=[row.payload], queue=route.queue)
+            publish_event(app, row.event_type, row.payload)
     session.execute(
         update(OutboxEvent)
         .where(OutboxEvent.id.in_([row.id for row in rows]))

@@ -51,7 +51,11 @@ def booking_public(booking: Booking) -> BookingPublic:
         ],
         total_minor=booking.total_minor,
         currency=booking.currency,
-        customer=Customer(email=booking.customer_email, phone=booking.customer_phone),
+        customer=Customer(
+            email=booking.customer_email,
+            phone=booking.customer_phone,
+            sms_opt_out=booking.sms_opt_out,
+        ),
         expires_at=booking.expires_at,
         created_at=booking.created_at,
         confirmed_at=booking.confirmed_at,
@@ -74,6 +78,7 @@ def create_booking(
             body.customer.phone,
             settings.hold_ttl_seconds,
             settings.max_seats_per_hold,
+            sms_opt_out=body.customer.sms_opt_out,
         )
         public = booking_public(booking)
         session.commit()
