@@ -91,9 +91,10 @@ class AsyncBoxofficeClient:
         email: str,
         phone: str | None = None,
         *,
+        sms_opt_out: bool = False,
         idempotency_key: str | None = None,
     ) -> Booking:
-        call = calls.create_booking(showtime_id, seats, email, phone, idempotency_key)
+        call = calls.create_booking(showtime_id, seats, email, phone, idempotency_key, sms_opt_out)
         return await self.send(call)
 
     async def booking(self, booking_id: uuid.UUID | str) -> Booking:

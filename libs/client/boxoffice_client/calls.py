@@ -62,10 +62,13 @@ def create_booking(
     email: str,
     phone: str | None,
     idempotency_key: str | None,
+    sms_opt_out: bool = False,
 ) -> Call[Booking]:
-    customer: dict[str, str] = {"email": email}
+    customer: dict[str, str | bool] = {"email": email}
     if phone is not None:
         customer["phone"] = phone
+    if sms_opt_out:
+        customer["sms_opt_out"] = True
     body = {"showtime_id": _id(showtime_id), "seats": list(seats), "customer": customer}
     return Call("POST", "/v1/bookings", BOOKING, json=body, idempotency_key=idempotency_key)
 

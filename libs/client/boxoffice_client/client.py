@@ -102,10 +102,12 @@ class BoxofficeClient:
         email: str,
         phone: str | None = None,
         *,
+        sms_opt_out: bool = False,
         idempotency_key: str | None = None,
     ) -> Booking:
         """Hold seats: a PENDING booking until `expires_at`; SeatsUnavailableError if taken."""
-        return self.send(calls.create_booking(showtime_id, seats, email, phone, idempotency_key))
+        call = calls.create_booking(showtime_id, seats, email, phone, idempotency_key, sms_opt_out)
+        return self.send(call)
 
     def booking(self, booking_id: uuid.UUID | str) -> Booking:
         return self.send(calls.read_booking(booking_id))

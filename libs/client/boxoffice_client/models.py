@@ -24,6 +24,7 @@ class ApiModel(BaseModel):
 class Customer(ApiModel):
     email: str
     phone: str | None = None
+    sms_opt_out: bool = False
 
 
 class BookingSeat(ApiModel):
