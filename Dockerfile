@@ -1,6 +1,7 @@
 # One image for every Boxoffice service; the command selects which one runs:
 #   boxoffice-api | boxoffice-relay | boxoffice-notifier -Q notifier.email | boxoffice-reaper |
-#   boxoffice-scheduler | python -m boxoffice_db.migrate
+#   boxoffice-scheduler | python -m boxoffice_db.migrate |
+#   celery -A boxoffice_messaging.flower_app flower (Flower, for the chart's optional component)
 # Build with `make image`.
 
 # ---- build: resolve the locked dependencies into a virtualenv with uv ------------------------
@@ -31,7 +32,8 @@ ENV SERVICES="boxoffice-booking boxoffice-notifier boxoffice-reaper boxoffice-sc
 # and Redis wheels), no workspace code yet.
 RUN for service in $SERVICES; do \
       uv sync --frozen --no-dev --inexact --no-install-workspace --package "$service" || exit 1; \
-    done
+    done \
+ && uv sync --frozen --no-dev --inexact --no-install-workspace --package boxoffice-messaging --extra flower
 COPY libs libs
 COPY services services
 COPY tools tools

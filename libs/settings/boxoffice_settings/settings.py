@@ -28,6 +28,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "BOXOFFICE_DATABASE_URL"),
     )
     redis_url: str = Field(validation_alias=AliasChoices("REDIS_URL", "BOXOFFICE_REDIS_URL"))
+    # The master's name when REDIS_URL is a sentinel:// URL (ignored otherwise).
+    redis_sentinel_master: str = Field(default="mymaster", min_length=1)
     db_pool_size: int = Field(default=10, ge=1)
 
     # Holds

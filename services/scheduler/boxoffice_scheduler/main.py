@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_messaging.redis_client import redis_from_settings
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.domain import SCHEDULER_LEADER
 from boxoffice_telemetry.logs import configure_logging
@@ -22,7 +23,10 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging("scheduler", settings.log_level)
     app = create_celery_app("boxoffice-scheduler", settings)
     setup_producer(
-        app, service="scheduler", metrics_port=settings.metrics_port, redis_url=settings.redis_url
+        app,
+        service="scheduler",
+        metrics_port=settings.metrics_port,
+        redis=redis_from_settings(settings, socket_timeout=2, socket_connect_timeout=2),
     )
     app.conf.beat_schedule = build_schedule(settings)
     state_dir = Path(settings.scheduler_state_dir)
