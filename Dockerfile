@@ -15,6 +15,7 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /src
 # The lockfile and workspace manifests first, so the dependency layer is cached across code edits.
 COPY pyproject.toml uv.lock ./
+COPY libs/client/pyproject.toml libs/client/
 COPY libs/contracts/pyproject.toml libs/contracts/
 COPY libs/db/pyproject.toml libs/db/
 COPY libs/messaging/pyproject.toml libs/messaging/
@@ -24,6 +25,7 @@ COPY services/booking/pyproject.toml services/booking/
 COPY services/notifier/pyproject.toml services/notifier/
 COPY services/reaper/pyproject.toml services/reaper/
 COPY services/scheduler/pyproject.toml services/scheduler/
+COPY tools/codegen/pyproject.toml tools/codegen/
 COPY tools/devstack/pyproject.toml tools/devstack/
 ENV SERVICES="boxoffice-booking boxoffice-notifier boxoffice-reaper boxoffice-scheduler"
 # Third-party dependencies of the four services only: no dev tools, no devstack (local PostgreSQL
