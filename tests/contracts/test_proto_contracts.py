@@ -105,8 +105,8 @@ def test_every_scheduled_task_is_registered_by_a_consumer_and_takes_its_argument
     tasks = {name: task for app in apps.values() for name, task in app.tasks.items()}
     queues = {queue.name for app in apps.values() for queue in app.conf.task_queues}
     assert schedule
-    for name, entry in schedule.items():
-        assert entry["task"] in tasks, f"schedule {name!r}: nobody consumes {entry['task']}"
-        assert entry.get("options", {}).get("queue") in queues, name
-        signature = inspect.signature(tasks[entry["task"]].run)
-        signature.bind(*entry.get("args", ()), **entry.get("kwargs", {}))
+    for job in schedule:
+        assert job.task in tasks, f"schedule {job.name!r}: nobody consumes {job.task}"
+        assert job.queue in queues, job.name
+        signature = inspect.signature(tasks[job.task].run)
+        signature.bind(**job.kwargs)
