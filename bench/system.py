@@ -46,7 +46,6 @@ class Infrastructure:
             DATABASE_URL=self.database_url,
             REDIS_URL=self.redis.url,
             PYTHONUNBUFFERED="1",
-            BOXOFFICE_SCHEDULER_STATE_DIR=str(self.run_dir / "scheduler"),
         )
         env.update(self.extra_env)
         env.update(extra)

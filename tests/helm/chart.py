@@ -32,7 +32,18 @@ CONNECTIONS: Values = {
 ALL_FEATURES: Values = {
     "externalDatabase": {"url": "postgresql://boxoffice:pw@db.internal:5432/boxoffice"},
     "externalRedis": {"url": "rediss://:pw@redis.internal:6380/0", "ports": [6380]},
-    "smtp": {"host": "smtp.internal", "username": "mailer", "password": "smtp-pw"},
+    "smtp": {
+        "host": "smtp.internal",
+        "username": "mailer",
+        "password": "smtp-pw",
+        "networkPolicyPeers": [{"ipBlock": {"cidr": "10.0.7.0/24"}}],
+    },
+    "sms": {
+        "gatewayUrl": "https://sms.example.com/2010-04-01/Accounts/AC1/Messages.json",
+        "account": "AC1",
+        "existingSecret": "boxoffice-sms",
+        "networkPolicyPeers": [{"ipBlock": {"cidr": "203.0.113.0/24"}}],
+    },
     "apiKey": {"existingSecret": "boxoffice-api-key"},
     "booking": {
         "autoscaling": {"enabled": True},
@@ -42,6 +53,7 @@ ALL_FEATURES: Values = {
         },
     },
     "notifier": {
+        "reportRecipients": ["ops@example.com"],
         "email": {"keda": {"enabled": True}},
         "sms": {
             "autoscaling": {"enabled": True},
@@ -49,6 +61,10 @@ ALL_FEATURES: Values = {
         },
     },
     "reaper": {"keda": {"enabled": True, "targetTasksPerReplica": 8}},
+    "scheduler": {
+        "leaderElection": {"leaseDurationSeconds": 30, "renewDeadlineSeconds": 20},
+        "schedule": {"daily-report": {"cron": "0 1 * * *"}, "purge-retention": {"enabled": False}},
+    },
     "relay": {"podDisruptionBudget": {"enabled": True}},
     "flower": {
         "enabled": True,

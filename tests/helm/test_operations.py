@@ -27,7 +27,8 @@ from tests.helm.test_render import validate
 
 def test_keda_scales_workers_on_queued_plus_running_tasks() -> None:
     rendered = render(VALUE_SETS["keda"])
-    for component, queue in [("notifier-email", "notifier.email"), ("reaper", "reaper")]:
+    workers = [("notifier-email", "notifier.email", "32"), ("reaper", "reaper", "4")]
+    for component, queue, concurrency in workers:
         scaled = rendered.get("ScaledObject", name(component))
         assert scaled["spec"]["scaleTargetRef"] == {"name": name(component)}
         trigger = scaled["spec"]["triggers"][0]
@@ -36,7 +37,7 @@ def test_keda_scales_workers_on_queued_plus_running_tasks() -> None:
         assert f'celery_queue_length{{queue_name="{queue}"' in query  # queued
         assert f'celery_task_started_total{{queue_name="{queue}"' in query  # running = started
         assert f'celery_task_succeeded_total{{queue_name="{queue}"' in query  # - finished
-        assert trigger["metadata"]["threshold"] == "4"  # the worker concurrency
+        assert trigger["metadata"]["threshold"] == concurrency  # the worker's pool size
         # KEDA owns the replica count: the Deployment leaves it alone, no HPA competes.
         assert "replicas" not in rendered.get("Deployment", name(component))["spec"]
         assert rendered.find("HorizontalPodAutoscaler", name(component)) is None

@@ -99,10 +99,11 @@ def test_no_secret_has_a_default() -> None:
         DEFAULTS["externalDatabase"]["url"],
         DEFAULTS["externalRedis"]["url"],
         DEFAULTS["smtp"]["password"],
+        DEFAULTS["sms"]["token"],
         DEFAULTS["apiKey"]["bootstrapKey"],
         DEFAULTS["postgresql"]["auth"]["password"],
     ]
-    assert secrets == ["", "", "", "", ""]
+    assert secrets == ["", "", "", "", "", ""]
 
 
 def test_the_readme_values_table_is_current() -> None:

@@ -140,7 +140,6 @@ def observed(stack: Stack) -> Iterator[Observed]:
         BOXOFFICE_REAPER_SWEEP_INTERVAL_SECONDS="0.25",
         BOXOFFICE_SMTP_HOST="127.0.0.1",
         BOXOFFICE_SMTP_PORT=str(smtp.port),
-        BOXOFFICE_SCHEDULER_STATE_DIR=str(stack.var / "scheduler-obs"),
         BOXOFFICE_TRACES_FILE=str(traces_file),
     )
     base_env.pop("PROMETHEUS_MULTIPROC_DIR", None)

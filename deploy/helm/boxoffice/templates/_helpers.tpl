@@ -148,6 +148,14 @@ hook runs before the chart's own Secret exists, so an inline URL comes from the 
       name: {{ default (include "boxoffice.secretName" $root) $v.apiKey.existingSecret }}
       key: {{ ternary $v.apiKey.existingSecretKey "BOOTSTRAP_API_KEY" (ne $v.apiKey.existingSecret "") }}
 {{- end }}
+{{- /* Only the pods that send SMS get the gateway's token. */}}
+{{- if and (eq .component "notifier-sms") (or $v.sms.token $v.sms.existingSecret) }}
+- name: BOXOFFICE_SMS_GATEWAY_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (include "boxoffice.secretName" $root) $v.sms.existingSecret }}
+      key: {{ ternary $v.sms.existingSecretKey "SMS_GATEWAY_TOKEN" (ne $v.sms.existingSecret "") }}
+{{- end }}
 - name: BOXOFFICE_SERVICE_NAME
   value: {{ .component | quote }}
 {{- with .extra }}

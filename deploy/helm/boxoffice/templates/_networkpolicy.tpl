@@ -84,3 +84,25 @@ spec:
     {{- .egress | nindent 4 }}
   {{- end }}
 {{- end }}
+
+{{- define "boxoffice.np.smtpEgress" -}}
+# The SMTP server.
+- ports:
+    - {port: {{ .Values.smtp.port }}, protocol: TCP}
+  {{- with .Values.smtp.networkPolicyPeers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{- define "boxoffice.np.smsGatewayEgress" -}}
+# The SMS gateway.
+- ports:
+    {{- range .Values.sms.ports }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+  {{- with .Values.sms.networkPolicyPeers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}

@@ -44,7 +44,7 @@ spec:
                 name: {{ include "boxoffice.fullname" $root }}
           env:
             {{- include "boxoffice.env" (dict "root" $root "component" .component "values" $c "extra" (list
-                (dict "name" "BOXOFFICE_WORKER_CONCURRENCY" "value" (toString $c.concurrency))
+                (dict "name" (default "BOXOFFICE_WORKER_CONCURRENCY" .concurrencyEnv) "value" (toString $c.concurrency))
                 (dict "name" "BOXOFFICE_WORKER_LIVENESS_FILE" "value" "/tmp/boxoffice/worker-heartbeat")
               )) | nindent 12 }}
           # Fails when the worker's event loop (the one consuming the queue) stopped touching
