@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import helm_python as helm
 import yaml
+from boxoffice_settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "boxoffice"
@@ -181,3 +184,10 @@ def pod_specs(rendered: Rendered) -> Iterator[tuple[Manifest, Manifest]]:
 
 def env_of(container: Manifest) -> dict[str, Manifest]:
     return {e["name"]: e for e in container.get("env", [])}
+
+
+def settings_from_env(env: dict[str, str]) -> Settings:
+    """The Settings a process would build from exactly `env` (the variables a pod gets)."""
+    base = {"DATABASE_URL": "postgresql://db/boxoffice", "REDIS_URL": "redis://redis:6379/0"}
+    with mock.patch.dict(os.environ, {**base, **env}, clear=True):
+        return Settings()

@@ -21,6 +21,7 @@ from tests.helm.chart import (
     name,
     pod_specs,
     render,
+    settings_from_env,
 )
 from tests.helm.netpol import OUTSIDE, can_connect, pod_labels
 
@@ -43,8 +44,7 @@ def settings_from(rendered: Rendered, component: str) -> Settings:
     env.update(
         {k: e["value"] for k, e in container_env(rendered, component).items() if "value" in e}
     )
-    fields = {k[len("BOXOFFICE_") :].lower(): v for k, v in env.items() if k.startswith("BOXOFFICE_")}
-    return Settings(database_url="postgresql://x", redis_url="redis://x", **fields)
+    return settings_from_env(env)
 
 
 def test_every_boxoffice_variable_the_chart_sets_is_a_setting() -> None:
@@ -189,11 +189,14 @@ def test_the_sms_pods_reach_the_gateway_and_the_email_pods_reach_smtp_only() -> 
     for component in ("booking", "relay", "reaper", "scheduler"):
         assert not can_connect(rendered, labels(component), OUTSIDE, 8443), component
 
-    def rule_to(component: str, port: int) -> dict[str, Any]:
+    def rule_to(component: str, port: int) -> Manifest:
         policy = rendered.get("NetworkPolicy", name(component))
-        rules = [r for r in policy["spec"]["egress"] if {"port": port, "protocol": "TCP"} in r["ports"]]
+        rules = [
+            r for r in policy["spec"]["egress"] if {"port": port, "protocol": "TCP"} in r["ports"]
+        ]
         assert len(rules) == 1
-        return rules[0]
+        rule: Manifest = rules[0]
+        return rule
 
     assert rule_to("notifier-sms", 8443)["to"] == [{"ipBlock": {"cidr": "203.0.113.0/24"}}]
     assert rule_to("notifier-email", 587)["to"] == [{"ipBlock": {"cidr": "10.0.7.0/24"}}]

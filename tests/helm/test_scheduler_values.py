@@ -1,4 +1,4 @@
-"""The scheduler's values: leader-election timings and the schedule file, as the scheduler reads them."""
+"""Scheduler values: lease timings and the schedule file, as the scheduler reads them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,17 @@ from boxoffice_scheduler.schedule import build_schedule, load_schedule_file
 from boxoffice_scheduler.timing import Cron, Every
 from boxoffice_settings import Settings
 
-from tests.helm.chart import CHART, CONNECTIONS, Manifest, Rendered, env_of, merge, name, render
+from tests.helm.chart import (
+    CHART,
+    CONNECTIONS,
+    Manifest,
+    Rendered,
+    env_of,
+    merge,
+    name,
+    render,
+    settings_from_env,
+)
 from tests.helm.test_render import validate
 
 SCHEDULE = {
@@ -49,11 +59,10 @@ def test_lease_timings_reach_the_scheduler_under_the_names_it_reads() -> None:
         "BOXOFFICE_SCHEDULER_RETRY_PERIOD_SECONDS": "2.5",
     }
     # The scheduler's own settings accept exactly these (and check their order).
-    settings = Settings(
-        database_url="postgresql://x", redis_url="redis://x", **{k[10:].lower(): v for k, v in given.items()}
-    )
+    settings = settings_from_env(given)
     assert settings.scheduler_lease_name == name("scheduler")
-    assert (settings.scheduler_lease_duration_seconds, settings.scheduler_renew_deadline_seconds) == (30, 20)
+    assert settings.scheduler_lease_duration_seconds == 30
+    assert settings.scheduler_renew_deadline_seconds == 20
     assert settings.scheduler_retry_period_seconds == 2.5
 
 
@@ -62,7 +71,10 @@ def test_the_defaults_match_the_settings_defaults() -> None:
     defaults = Settings.model_fields
     for variable in ("LEASE_DURATION", "RENEW_DEADLINE", "RETRY_PERIOD"):
         field = f"scheduler_{variable.lower()}_seconds"
-        assert float(env[f"BOXOFFICE_SCHEDULER_{variable}_SECONDS"]["value"]) == defaults[field].default
+        assert (
+            float(env[f"BOXOFFICE_SCHEDULER_{variable}_SECONDS"]["value"])
+            == defaults[field].default
+        )
 
 
 @pytest.mark.parametrize(
@@ -99,7 +111,8 @@ def test_the_schedule_is_a_mounted_file_with_only_the_keys_given(tmp_path: Path)
     container = pod["spec"]["containers"][0]
     path = Path(env_of(container)["BOXOFFICE_SCHEDULER_SCHEDULE_FILE"]["value"])
     mount = next(m for m in container["volumeMounts"] if m["name"] == "schedule")
-    assert path.parent == Path(mount["mountPath"]) and mount["readOnly"] is True
+    assert path.parent == Path(mount["mountPath"])
+    assert mount["readOnly"] is True
     volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "schedule")
     assert volume["configMap"]["name"] == name("scheduler-schedule")
     assert path.name in configmap["data"]
@@ -108,9 +121,7 @@ def test_the_schedule_is_a_mounted_file_with_only_the_keys_given(tmp_path: Path)
     local = tmp_path / path.name
     local.write_text(text)
     assert set(load_schedule_file(local).jobs) == set(SCHEDULE)
-    settings = Settings(
-        database_url="postgresql://x", redis_url="redis://x", scheduler_schedule_file=str(local)
-    )
+    settings = settings_from_env({"BOXOFFICE_SCHEDULER_SCHEDULE_FILE": str(local)})
     jobs = {job.name: job for job in build_schedule(settings)}
     assert "purge-retention" not in jobs
     assert jobs["daily-report"].timing == Cron("0 1 * * *")
@@ -131,7 +142,9 @@ def test_changing_the_schedule_rolls_only_the_scheduler() -> None:
     after = annotations(merge(SCHEDULE, {"daily-report": {"cron": "0 2 * * *"}}))
     changed = {n for n in before if before[n] != after[n]}
     assert changed == {name("scheduler")}
-    assert before[name("scheduler")]["checksum/config"] == after[name("scheduler")]["checksum/config"]
+    assert (
+        before[name("scheduler")]["checksum/config"] == after[name("scheduler")]["checksum/config"]
+    )
 
 
 @pytest.mark.parametrize(
