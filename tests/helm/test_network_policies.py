@@ -83,7 +83,7 @@ def test_only_the_email_channel_reaches_smtp() -> None:
         assert not can_connect(rendered, labels(rendered, component), OUTSIDE, SMTP), component
 
 
-def test_an_sms_provider_is_reachable_only_when_allowed() -> None:
+def test_only_the_sms_channel_reaches_the_sms_gateway() -> None:
     rendered = render(VALUE_SETS["all-features"])
     assert can_connect(rendered, labels(rendered, "notifier-sms"), OUTSIDE, HTTPS)
     assert not can_connect(rendered, labels(rendered, "notifier-email"), OUTSIDE, HTTPS)

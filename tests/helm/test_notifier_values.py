@@ -224,3 +224,17 @@ def test_the_sms_gateway_is_reachable_on_https_by_default() -> None:
 def test_the_schema_rejects_bad_notifier_values(values: dict[str, Any]) -> None:
     with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmError):
         chart.validate_schema(values)
+
+
+def test_the_notes_say_when_sms_or_the_daily_report_would_go_nowhere() -> None:
+    unset = render(CONNECTIONS).notes
+    assert "No SMS gateway is configured (sms.gatewayUrl)" in unset
+    assert "set notifier.reportRecipients" in unset
+    configured = render(
+        merge(
+            CONNECTIONS,
+            {"sms": {"gatewayUrl": GATEWAY}, "notifier": {"reportRecipients": ["ops@example.com"]}},
+        )
+    ).notes
+    assert "sms.gatewayUrl" not in configured
+    assert "reportRecipients" not in configured

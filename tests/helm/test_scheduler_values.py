@@ -53,6 +53,7 @@ def test_lease_timings_reach_the_scheduler_under_the_names_it_reads() -> None:
     env = env_of(scheduler_pod(render(values))["spec"]["containers"][0])
     given = {k: e["value"] for k, e in env.items() if k.startswith("BOXOFFICE_SCHEDULER_")}
     assert given == {
+        "BOXOFFICE_SCHEDULER_LEADER_ELECTION": "kubernetes",
         "BOXOFFICE_SCHEDULER_LEASE_NAME": name("scheduler"),
         "BOXOFFICE_SCHEDULER_LEASE_DURATION_SECONDS": "30",
         "BOXOFFICE_SCHEDULER_RENEW_DEADLINE_SECONDS": "20",
@@ -60,6 +61,7 @@ def test_lease_timings_reach_the_scheduler_under_the_names_it_reads() -> None:
     }
     # The scheduler's own settings accept exactly these (and check their order).
     settings = settings_from_env(given)
+    assert settings.scheduler_leader_election == "kubernetes"
     assert settings.scheduler_lease_name == name("scheduler")
     assert settings.scheduler_lease_duration_seconds == 30
     assert settings.scheduler_renew_deadline_seconds == 20
