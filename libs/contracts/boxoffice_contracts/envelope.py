@@ -19,6 +19,7 @@ PAYLOAD_FIELDS: dict[str, str] = {
     "booking.confirmed": "booking_confirmed",
     "booking.expired": "booking_expired",
     "booking.cancelled": "booking_cancelled",
+    "booking.refunded": "booking_refunded",
 }
 
 EventPayload = (
@@ -26,6 +27,7 @@ EventPayload = (
     | events_pb2.BookingConfirmed
     | events_pb2.BookingExpired
     | events_pb2.BookingCancelled
+    | events_pb2.BookingRefunded
 )
 
 

@@ -14,6 +14,7 @@ QUEUE_REAPER = "reaper"
 TASK_SEND_BOOKING_CONFIRMATION = "notifier.send_booking_confirmation"
 TASK_SEND_HOLD_EXPIRED = "notifier.send_hold_expired"
 TASK_SEND_BOOKING_CANCELLED = "notifier.send_booking_cancelled"
+TASK_SEND_BOOKING_REFUNDED = "notifier.send_booking_refunded"
 TASK_EXPIRE_DUE_HOLDS = "reaper.expire_due_holds"
 
 # Periodic jobs the scheduler sends (names fixed here so producer and consumer agree).
@@ -33,4 +34,5 @@ EVENT_ROUTES: dict[str, tuple[Route, ...]] = {
     "booking.confirmed": (Route(TASK_SEND_BOOKING_CONFIRMATION, QUEUE_EMAIL),),
     "booking.expired": (Route(TASK_SEND_HOLD_EXPIRED, QUEUE_EMAIL),),
     "booking.cancelled": (Route(TASK_SEND_BOOKING_CANCELLED, QUEUE_EMAIL),),
+    "booking.refunded": (Route(TASK_SEND_BOOKING_REFUNDED, QUEUE_EMAIL),),
 }

@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from prometheus_client import make_asgi_app
 
 from boxoffice_booking.auth import SCOPES, create_api_key
+from boxoffice_booking.idempotency import IdempotencyMiddleware
 from boxoffice_booking.problems import install_problem_handlers
-from boxoffice_booking.routes import bookings, health, showtimes
+from boxoffice_booking.routes import bookings, health, payments, showtimes, venues
 
 
 def seed_bootstrap_key() -> None:
@@ -37,8 +38,11 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)
     app.include_router(health.router)
+    app.include_router(venues.router)
     app.include_router(showtimes.router)
     app.include_router(bookings.router)
+    app.include_router(payments.router)
     app.mount("/metrics", make_asgi_app())
     return app

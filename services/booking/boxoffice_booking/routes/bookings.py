@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from boxoffice_db.models import Booking
-from fastapi import APIRouter, Response
+from boxoffice_db.models import Booking, BookingStatus, Payment
+from fastapi import APIRouter, Query, Response
 from prometheus_client import Counter
+from pydantic import EmailStr
 
-from boxoffice_booking import holds
+from boxoffice_booking import holds, payments
 from boxoffice_booking.auth import require_scope
-from boxoffice_booking.deps import SessionDep, SettingsDep
-from boxoffice_booking.problems import InvalidSeats, SeatsUnavailable
+from boxoffice_booking.deps import SeatCacheDep, SessionDep, SettingsDep
+from boxoffice_booking.pagination import Page, PageDep, paginate
+from boxoffice_booking.payments import Settled
+from boxoffice_booking.problems import (
+    HoldExpired,
+    InvalidSeats,
+    SeatsUnavailable,
+    problem_responses,
+)
 from boxoffice_booking.schemas import (
     BookingCreate,
     BookingPublic,
     BookingSeatPublic,
+    BookingStatusFilter,
     Customer,
     PaymentCreate,
     PaymentPublic,
+    PaymentSummary,
 )
 
 router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
@@ -52,11 +63,39 @@ def booking_public(booking: Booking) -> BookingPublic:
     )
 
 
-@router.post("", status_code=201, dependencies=[WRITE])  # type: ignore[list-item]
+def payment_summary(payment: Payment) -> PaymentSummary:
+    return PaymentSummary(
+        id=payment.id,
+        booking_id=payment.booking_id,
+        provider=payment.provider,
+        status=payment.status,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        provider_reference=payment.provider_reference,
+        refunded_minor=payment.refunded_minor,
+        created_at=payment.created_at,
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[WRITE],  # type: ignore[list-item]
+    responses=problem_responses(404, 409),
+)
 def create_booking(
-    body: BookingCreate, session: SessionDep, settings: SettingsDep, response: Response
+    body: BookingCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    cache: SeatCacheDep,
+    response: Response,
 ) -> BookingPublic:
     """Hold seats for `hold_ttl_seconds`; 409 names the seats somebody else has."""
+    taken = cache.taken(body.showtime_id, body.seats)
+    if taken:
+        # Turned away before touching PostgreSQL; a stale "free" is still checked there.
+        HOLDS.labels("conflict_cached").inc()
+        raise SeatsUnavailable(f"Seats already taken: {', '.join(taken)}.", seats=taken)
     try:
         booking = holds.hold_seats(
             session,
@@ -75,40 +114,109 @@ def create_booking(
         HOLDS.labels("rejected").inc()
         raise
     HOLDS.labels("created").inc()
+    cache.mark(booking.showtime_id, holds.held_states(booking))
+    if taken is None:
+        cache.rebuild_soon(session, booking.showtime_id)
     response.headers["Location"] = f"/v1/bookings/{booking.id}"
     return booking_public(booking)
 
 
-@router.get("/{booking_id}", dependencies=[READ])  # type: ignore[list-item]
+@router.get("", dependencies=[READ], responses=problem_responses())  # type: ignore[list-item]
+def list_bookings(
+    session: SessionDep,
+    page: PageDep,
+    customer_email: Annotated[EmailStr | None, Query()] = None,
+    status: BookingStatusFilter | None = None,
+    showtime_id: uuid.UUID | None = None,
+) -> Page[BookingPublic]:
+    """Bookings, newest first, filtered by customer email, status or showtime."""
+    rows, next_cursor = paginate(
+        session,
+        holds.bookings_query(
+            customer_email, BookingStatus(status.value) if status else None, showtime_id
+        ),
+        page,
+        Booking.created_at,
+        Booking.id,
+        lambda b: (b.created_at, b.id),
+        descending=True,
+    )
+    return Page(items=[booking_public(b) for b in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{booking_id}",
+    dependencies=[READ],  # type: ignore[list-item]
+    responses=problem_responses(404),
+)
 def read_booking(booking_id: uuid.UUID, session: SessionDep) -> BookingPublic:
     """A booking with its seats and status."""
     return booking_public(holds.get_booking(session, booking_id))
 
 
-@router.post("/{booking_id}/payments", status_code=201, dependencies=[WRITE])  # type: ignore[list-item]
+@router.post(
+    "/{booking_id}/payments",
+    status_code=201,
+    dependencies=[WRITE],  # type: ignore[list-item]
+    responses=problem_responses(404, 409, 503),
+)
 def create_payment(
-    booking_id: uuid.UUID, body: PaymentCreate, session: SessionDep
+    booking_id: uuid.UUID,
+    body: PaymentCreate,
+    session: SessionDep,
+    cache: SeatCacheDep,
+    response: Response,
 ) -> PaymentPublic:
-    """Pay for a held booking; on success it is CONFIRMED and the customer is notified."""
-    payment, booking = holds.pay_booking(session, booking_id, body.provider, body.outcome)
+    """Pay for a held booking; when the payment is captured the booking is CONFIRMED.
+
+    A payment captured after the hold lapsed re-acquires the seats if they are still free;
+    if not, it is refunded at once and the answer is a 409 `hold-expired`.
+    """
+    result = payments.start_payment(session, booking_id, body.provider, body.outcome)
     session.commit()
-    if payment.status == "succeeded":
+    cache.mark(result.booking.showtime_id, result.seat_changes)
+    if result.settled is Settled.CONFIRMED:
         CONFIRMATIONS.inc()
+    if result.settled is Settled.REFUNDED:
+        raise HoldExpired(
+            f"The hold of booking {result.booking.reference} expired and its seats were "
+            "taken; the payment was refunded.",
+            payment_id=str(result.payment.id),
+        )
+    if result.reused:
+        response.status_code = 200
+    response.headers["Location"] = f"/v1/bookings/{booking_id}/payments"
     return PaymentPublic(
-        id=payment.id,
-        booking_id=booking.id,
-        provider=payment.provider,
-        status=payment.status,
-        amount_minor=payment.amount_minor,
-        currency=payment.currency,
-        booking=booking_public(booking),
+        **payment_summary(result.payment).model_dump(),
+        checkout=dict(result.checkout),
+        booking=booking_public(result.booking),
     )
 
 
-@router.post("/{booking_id}/cancel", dependencies=[WRITE])  # type: ignore[list-item]
-def cancel_booking(booking_id: uuid.UUID, session: SessionDep) -> BookingPublic:
-    """Cancel a booking; its seats return to sale at once."""
-    booking = holds.cancel_booking(session, booking_id)
+@router.get(
+    "/{booking_id}/payments",
+    dependencies=[READ],  # type: ignore[list-item]
+    responses=problem_responses(404),
+)
+def list_payments(booking_id: uuid.UUID, session: SessionDep) -> list[PaymentSummary]:
+    """Every payment attempt of a booking, oldest first."""
+    return [payment_summary(p) for p in payments.payments_of(session, booking_id)]
+
+
+@router.post(
+    "/{booking_id}/cancel",
+    dependencies=[WRITE],  # type: ignore[list-item]
+    responses=problem_responses(404, 409, 503),
+)
+def cancel_booking(
+    booking_id: uuid.UUID, session: SessionDep, settings: SettingsDep, cache: SeatCacheDep
+) -> BookingPublic:
+    """Cancel a booking; its seats return to sale at once, a paid one is refunded.
+
+    A confirmed booking can be cancelled until `cancel_cutoff_minutes` before the showtime.
+    """
+    booking, changes = payments.cancel_booking(session, booking_id, settings.cancel_cutoff_minutes)
     session.commit()
+    cache.mark(booking.showtime_id, changes)
     CANCELLATIONS.inc()
     return booking_public(booking)
