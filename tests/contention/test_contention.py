@@ -271,8 +271,8 @@ def test_holds_that_lapse_while_others_race_go_to_the_new_holders(cluster: Clust
     client.close()
     owners = database_owners(showtime_id)
     for seat in row:
-        booking_id, state, _ = owners[seat]
-        assert (str(booking_id), state) == (new_owner[seat], SeatState.HELD.value)
+        owner, state, _ = owners[seat]
+        assert (str(owner), state) == (new_owner[seat], SeatState.HELD.value)
     with session_scope() as session:
         statuses = set(
             session.scalars(
