@@ -30,6 +30,14 @@ run: install ## start every service locally on embedded PostgreSQL and Redis (Ct
 test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis, workers)
 	$(PY) pytest tests
 
+.PHONY: contention
+contention: install ## the rush-of-buyers tests with 3000 concurrent holds (make test runs 520)
+	BOXOFFICE_CONTENTION_REQUESTS=3000 $(PY) pytest tests/contention -s
+
+.PHONY: fuzz
+fuzz: install ## the property-based request tests with 2000 examples each (make test runs 60)
+	HYPOTHESIS_PROFILE=fuzz $(PY) pytest tests/integration/test_request_properties.py
+
 .PHONY: lint
 lint: install ## ruff and mypy --strict
 	$(PY) ruff check .

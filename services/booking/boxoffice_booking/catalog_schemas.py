@@ -18,12 +18,12 @@ from pydantic import (
     model_validator,
 )
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+from boxoffice_booking.validators import AmountMinor, PlainText
+
+Name = Annotated[PlainText, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 RowLabel = Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,3}$")]
 SeatCategory = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-# Money is an integer count of the currency's minor unit (paise, cents): never a float.
-AmountMinor = Annotated[int, Strict(), Field(ge=0, le=10**12)]
 SeatNumber = Annotated[int, Strict(), Field(ge=1, le=100)]
 
 
@@ -122,7 +122,7 @@ class ShowtimeCreate(BaseModel):
 
     screen_id: uuid.UUID
     film_title: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)
+        PlainText, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)
     ]
     starts_at: AwareDatetime
     ends_at: AwareDatetime

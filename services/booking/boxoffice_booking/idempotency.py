@@ -152,7 +152,8 @@ class IdempotencyMiddleware:
             # No key, or no API key to scope it by (the request is refused as 401 anyway).
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
+        # The path as sent (percent-encoded): a decoded one may hold NUL, which text cannot.
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")[:500]
         if not 1 <= len(key) <= 255 or not key.isprintable() or not key.isascii():
             await _send_json(
                 send,

@@ -5,14 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-SeatLabel = Annotated[
-    str, StringConstraints(pattern=r"^[A-Z]{1,3}[0-9]{1,3}$", min_length=2, max_length=6)
-]
-E164Phone = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]
+from boxoffice_booking.validators import E164Phone, SeatLabel
 
 
 class Customer(BaseModel):
