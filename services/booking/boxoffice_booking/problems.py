@@ -133,9 +133,14 @@ class ProblemDetail(BaseModel):
     instance: str
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of a route: each error status documented as problem+json."""
-    common = (401, 403, 422, 429)
+def problem_responses(
+    *statuses: int, common: tuple[int, ...] = (401, 403, 422, 429)
+) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: each error status documented as problem+json.
+
+    `common` are the answers any authenticated route can give (no key, no scope, invalid
+    input, over the rate limit); a POST adds 400 (malformed JSON or Idempotency-Key).
+    """
     return {
         status: {"model": ProblemDetail, "content": {PROBLEM_JSON: {}}}
         for status in sorted({*common, *statuses})

@@ -81,7 +81,7 @@ def payment_summary(payment: Payment) -> PaymentSummary:
     "",
     status_code=201,
     dependencies=[WRITE],  # type: ignore[list-item]
-    responses=problem_responses(404, 409),
+    responses=problem_responses(400, 404, 409),
 )
 def create_booking(
     body: BookingCreate,
@@ -158,7 +158,10 @@ def read_booking(booking_id: uuid.UUID, session: SessionDep) -> BookingPublic:
     "/{booking_id}/payments",
     status_code=201,
     dependencies=[WRITE],  # type: ignore[list-item]
-    responses=problem_responses(404, 409, 503),
+    responses={
+        200: {"model": PaymentPublic, "description": "The payment already in progress."},
+        **problem_responses(400, 404, 409, 503),
+    },
 )
 def create_payment(
     booking_id: uuid.UUID,
@@ -206,7 +209,7 @@ def list_payments(booking_id: uuid.UUID, session: SessionDep) -> list[PaymentSum
 @router.post(
     "/{booking_id}/cancel",
     dependencies=[WRITE],  # type: ignore[list-item]
-    responses=problem_responses(404, 409, 503),
+    responses=problem_responses(400, 404, 409, 503),
 )
 def cancel_booking(
     booking_id: uuid.UUID, session: SessionDep, settings: SettingsDep, cache: SeatCacheDep

@@ -19,7 +19,7 @@ class WebhookAck(BaseModel):
     status: Literal["processed", "duplicate", "ignored"]
 
 
-@router.post("/webhooks/{provider}", responses=problem_responses(401, 503))
+@router.post("/webhooks/{provider}", responses=problem_responses(400, 401, 422, 503, common=()))
 async def receive_webhook(
     provider: str, request: Request, session: SessionDep, cache: SeatCacheDep
 ) -> WebhookAck:

@@ -29,7 +29,7 @@ WRITE = require_scope("catalog:write")
     "",
     status_code=201,
     dependencies=[WRITE],  # type: ignore[list-item]
-    responses=problem_responses(404, 409),
+    responses=problem_responses(400, 404, 409),
 )
 def create_showtime(
     body: ShowtimeCreate, session: SessionDep, response: Response

@@ -43,7 +43,7 @@ def screen_summary(screen: Screen) -> ScreenSummary:
     "/v1/venues",
     status_code=201,
     dependencies=[WRITE],  # type: ignore[list-item]
-    responses=problem_responses(409),
+    responses=problem_responses(400, 409),
 )
 def create_venue(body: VenueCreate, session: SessionDep, response: Response) -> VenuePublic:
     """Create a venue (a cinema) in its IANA time zone."""
@@ -82,7 +82,7 @@ def read_venue(venue_id: uuid.UUID, session: SessionDep) -> VenuePublic:
     "/v1/venues/{venue_id}/screens",
     status_code=201,
     dependencies=[WRITE],  # type: ignore[list-item]
-    responses=problem_responses(404, 409),
+    responses=problem_responses(400, 404, 409),
 )
 def create_screen(
     venue_id: uuid.UUID, body: ScreenCreate, session: SessionDep, response: Response
