@@ -209,3 +209,27 @@ def test_an_unknown_provider_is_a_422(client: TestClient) -> None:
     booking = hold(client, showtime["id"], ["B8"]).json()
     response = client.post(f"/v1/bookings/{booking['id']}/payments", json={"provider": "paypal"})
     assert response.status_code == 422
+
+
+def test_a_pending_test_payment_settles_by_signed_webhook(client: TestClient) -> None:
+    import json
+
+    from boxoffice_payments.test_provider import TestPaymentProvider
+
+    showtime = make_catalog(client)["showtime"]
+    booking = hold(client, showtime["id"], ["A4"]).json()
+    pending = pay(client, booking["id"], "pending").json()
+    body = json.dumps(
+        {
+            "id": str(uuid.uuid4()),
+            "event": "payment.succeeded",
+            "order_id": pending["provider_reference"],
+            "payment_id": "test_pay_1",
+        }
+    ).encode()
+    signature = TestPaymentProvider().sign(body)
+    response = client.post(
+        "/v1/payments/webhooks/test", content=body, headers={"X-Test-Signature": signature}
+    )
+    assert response.json() == {"status": "processed"}
+    assert client.get(f"/v1/bookings/{booking['id']}").json()["status"] == "CONFIRMED"
