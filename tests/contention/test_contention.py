@@ -70,7 +70,7 @@ def cluster(stack: Stack) -> Iterator[Cluster]:
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         for url in urls:
-            wait_for_http(url + "/readyz", timeout=90)
+            wait_for_http(url + "/readyz", timeout=180)
         yield Cluster(urls, Redis.from_url(redis_server.url), processes)
     finally:
         for process in processes:

@@ -54,9 +54,10 @@ def system(stack: Stack) -> Iterator[System]:
     }
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(base + "/readyz")
-        processes["notifier"].wait_for_log("ready.")
-        processes["reaper"].wait_for_log("ready.")
+        # Generous: five interpreters importing at once on a busy 2-core machine is slow.
+        wait_for_http(base + "/readyz", timeout=180)
+        processes["notifier"].wait_for_log("ready.", timeout=180)
+        processes["reaper"].wait_for_log("ready.", timeout=180)
         client = httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
         )
