@@ -194,7 +194,7 @@ def _entity(event: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _str_or_none(value: object) -> str | None:
-    return str(value) if value else None
+    return str(value)[:100] if value else None
 
 
 def _payment_state(data: dict[str, Any]) -> PaymentState:

@@ -103,7 +103,11 @@ class TestPaymentProvider(PaymentProvider):
         return WebhookEvent(
             event_id=event_id,
             event_type=event_type,
-            order_reference=data.get("order_id"),
-            payment_reference=data.get("payment_id"),
+            order_reference=_text_or_none(data.get("order_id")),
+            payment_reference=_text_or_none(data.get("payment_id")),
             status=statuses.get(event_type),
         )
+
+
+def _text_or_none(value: object) -> str | None:
+    return str(value)[:100] if isinstance(value, str | int) and value != "" else None

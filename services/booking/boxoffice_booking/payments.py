@@ -253,7 +253,11 @@ def handle_webhook(
         raise InvalidWebhookSignature(str(exc)) from exc
     first = session.execute(
         insert(PaymentWebhookEvent)
-        .values(provider=provider.name, event_id=event.event_id[:200], event_type=event.event_type)
+        .values(
+            provider=provider.name,
+            event_id=event.event_id[:200],
+            event_type=event.event_type[:100],
+        )
         .on_conflict_do_nothing()
         .returning(PaymentWebhookEvent.event_id)
     ).first()
