@@ -107,7 +107,9 @@ async def hold_all(
     """Send every hold at once, alternating API processes; optionally flush Redis midway."""
     done = 0
     flushed = asyncio.Event()
-    limits = httpx.Limits(max_connections=150, max_keepalive_connections=150)
+    # No keep-alive: on a busy machine a pooled connection can sit idle past uvicorn's
+    # keep-alive timeout and be closed just as it is reused (a ReadError, not an answer).
+    limits = httpx.Limits(max_connections=150, max_keepalive_connections=0)
     clients = [
         httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=120, limits=limits)
         for url in cluster.urls
