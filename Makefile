@@ -3,6 +3,9 @@ SHELL := /bin/bash
 UV ?= uv
 PY := $(UV) run --frozen
 PROTO_OUT := libs/contracts
+IMAGE ?= boxoffice/boxoffice
+TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+CHART := deploy/helm/boxoffice
 
 .DEFAULT_GOAL := help
 
@@ -37,6 +40,20 @@ contention: install ## the rush-of-buyers tests with 3000 concurrent holds (make
 .PHONY: fuzz
 fuzz: install ## the property-based request tests with 2000 examples each (make test runs 60)
 	HYPOTHESIS_PROFILE=fuzz $(PY) pytest tests/integration/test_request_properties.py
+
+.PHONY: helm-test
+helm-test: install ## the chart's tests alone: Helm render, kubernetes-validate, helm lint, schema, checkov
+	$(PY) pytest tests/helm -q
+
+.PHONY: helm-schemas
+helm-schemas: ## regenerate the CRD JSON schemas (ServiceMonitor, PodMonitor, PrometheusRule, ScaledObject)
+	$(UV) run --project tests/helm/tools --frozen python tests/helm/generate_crd_schemas.py
+
+.PHONY: image
+image: ## build the one service image with Docker: make image IMAGE=registry/boxoffice TAG=1.0.0
+	@command -v docker >/dev/null || { echo "make image needs a Docker engine (the docker CLI)"; exit 1; }
+	docker build --pull -t $(IMAGE):$(TAG) .
+	@echo "built $(IMAGE):$(TAG); deploy it with: helm upgrade --install boxoffice $(CHART) --set image.repository=$(IMAGE) --set image.tag=$(TAG)"
 
 .PHONY: lint
 lint: install ## ruff and mypy --strict

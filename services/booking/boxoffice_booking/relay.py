@@ -10,6 +10,7 @@ from types import FrameType
 
 from boxoffice_db.engine import session_scope
 from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_messaging.heartbeat import Heartbeat
 from boxoffice_messaging.outbox import publish_pending
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
@@ -23,7 +24,15 @@ def run_relay(stop: threading.Event) -> None:
     settings = get_settings()
     app = create_celery_app("boxoffice-relay", settings)
     backoff = 0.0
+    # The liveness probe checks this file: a relay whose loop hangs stops touching it.
+    heartbeat = (
+        Heartbeat(settings.worker_liveness_file, settings.worker_liveness_interval_seconds)
+        if settings.worker_liveness_file
+        else None
+    )
     while not stop.is_set():
+        if heartbeat is not None:
+            heartbeat.beat()
         try:
             with session_scope() as session:
                 published = publish_pending(session, app, settings.relay_batch_size)
