@@ -111,7 +111,13 @@ async def hold_all(
     # keep-alive timeout and be closed just as it is reused (a ReadError, not an answer).
     limits = httpx.Limits(max_connections=150, max_keepalive_connections=0)
     clients = [
-        httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=120, limits=limits)
+        httpx.AsyncClient(
+            base_url=url,
+            headers=HEADERS,
+            # Waiting for one of the pooled connections is queueing, not a timeout.
+            timeout=httpx.Timeout(120, pool=None),
+            limits=limits,
+        )
         for url in cluster.urls
     ]
 
