@@ -35,7 +35,7 @@ test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis,
 
 .PHONY: contention
 contention: install ## the rush-of-buyers tests with 3000 concurrent holds (make test runs 520)
-	BOXOFFICE_CONTENTION_REQUESTS=3000 $(PY) pytest tests/contention -s
+	BOXOFFICE_CONTENTION_REQUESTS=3000 $(PY) pytest tests/contention -s --timeout 1200
 
 .PHONY: fuzz
 fuzz: install ## the property-based request tests with 2000 examples each (make test runs 60)

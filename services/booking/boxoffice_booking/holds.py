@@ -61,6 +61,22 @@ def hold_seats(
     if showtime is None:
         raise NotFound(f"No showtime {showtime_id}.")
 
+    # Losers leave before taking any lock: under a rush most requests want seats already
+    # gone, and queueing them on the row locks would slow the winners down too. A seat seen
+    # taken here was taken when read; one seen free is still checked under lock below.
+    taken_now = sorted(
+        session.scalars(
+            select(ShowtimeSeat.label).where(
+                ShowtimeSeat.showtime_id == showtime_id,
+                ShowtimeSeat.label.in_(labels),
+                ShowtimeSeat.state.in_([SeatState.HELD, SeatState.SOLD]),
+                ~seat_is_free(),
+            )
+        )
+    )
+    if taken_now:
+        raise SeatsUnavailable(f"Seats already taken: {', '.join(taken_now)}.", seats=taken_now)
+
     # Lock the requested seats in one order so that overlapping holds never deadlock.
     seats = session.execute(
         select(ShowtimeSeat.label, ShowtimeSeat.state, ShowtimeSeat.category)

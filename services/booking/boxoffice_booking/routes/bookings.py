@@ -109,6 +109,9 @@ def create_booking(
         session.commit()
     except SeatsUnavailable:
         HOLDS.labels("conflict").inc()
+        if taken is None:
+            session.rollback()
+            cache.rebuild_soon(session, body.showtime_id)
         raise
     except InvalidSeats:
         HOLDS.labels("rejected").inc()
