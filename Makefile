@@ -26,8 +26,8 @@ proto: install ## regenerate the Python message code from proto/
 	find $(PROTO_OUT)/boxoffice -type d -exec touch {}/__init__.py \;
 
 .PHONY: run
-run: install ## start every service locally on embedded PostgreSQL and Redis (Ctrl-C stops all)
-	$(PY) boxoffice-dev run
+run: install ## start every service locally (FLOWER=1 adds Flower on :5555; Ctrl-C stops all)
+	$(PY) boxoffice-dev run $(if $(FLOWER),--flower)
 
 .PHONY: test
 test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis, workers)
@@ -40,6 +40,14 @@ contention: install ## the rush-of-buyers tests with 3000 concurrent holds (make
 .PHONY: fuzz
 fuzz: install ## the property-based request tests with 2000 examples each (make test runs 60)
 	HYPOTHESIS_PROFILE=fuzz $(PY) pytest tests/integration/test_request_properties.py
+
+.PHONY: bench-notifier
+bench-notifier: install ## email throughput of one notifier worker by thread-pool size
+	$(PY) python -m tests.bench.notifier_pool
+
+.PHONY: dashboards
+dashboards: install ## rebuild the Grafana dashboards in deploy/helm/boxoffice/files/dashboards
+	$(PY) python scripts/build_dashboards.py
 
 .PHONY: helm-test
 helm-test: install ## the chart's tests alone: Helm render, kubernetes-validate, helm lint, schema, checkov
@@ -59,7 +67,20 @@ image: ## build the one service image with Docker: make image IMAGE=registry/box
 lint: install ## ruff and mypy --strict
 	$(PY) ruff check .
 	$(PY) ruff format --check .
-	$(PY) mypy libs services tools tests
+	$(PY) mypy libs services tools tests scripts bench
+
+.PHONY: bench
+bench: install wrk ## benchmarks, full run (~10 min): table to docs/benchmarks.md, JSON to var/bench/
+	$(PY) python -m bench
+
+.PHONY: bench-quick
+bench-quick: install wrk ## benchmarks, short run (~2 minutes on a quiet machine): table printed, JSON to var/bench/
+	$(PY) python -m bench --quick
+
+.PHONY: wrk
+wrk: ## install the wrk load generator (Debian package) if it is missing
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| { echo "install wrk (apt-get install wrk) and re-run"; exit 1; }
 
 .PHONY: format
 format: install ## format the code with ruff

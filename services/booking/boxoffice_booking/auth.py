@@ -111,6 +111,8 @@ def _lookup(session: Session, key_hash: str) -> Principal | None:
         .values(last_used_at=func.now())
         .returning(ApiKey.id, ApiKey.scopes)
     ).first()
+    # Ending the transaction returns the connection to the pool before the endpoint's own
+    # thread-pool job runs (holding it across jobs can starve the pool under load).
     session.commit()
     principal = Principal(str(row.id), list(row.scopes)) if row is not None else None
     with _cache_lock:

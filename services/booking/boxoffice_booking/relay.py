@@ -8,13 +8,14 @@ import threading
 import time
 from types import FrameType
 
-from boxoffice_db.engine import session_scope
+from boxoffice_db.engine import get_engine, session_scope
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.heartbeat import Heartbeat
 from boxoffice_messaging.outbox import publish_pending
 from boxoffice_settings import get_settings
+from boxoffice_telemetry.domain import DeadLetterCollector
 from boxoffice_telemetry.logs import configure_logging
-from boxoffice_telemetry.metrics import serve_metrics
+from boxoffice_telemetry.wiring import setup_producer
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,14 @@ def run_relay(stop: threading.Event) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging("booking-relay", settings.log_level)
-    serve_metrics(settings.metrics_port)
+    setup_producer(
+        create_celery_app("boxoffice-relay", settings),
+        service="booking-relay",
+        metrics_port=settings.metrics_port,
+        redis_url=settings.redis_url,
+        engine=get_engine,
+        collectors=[DeadLetterCollector(get_engine)],
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _: FrameType | None) -> None:

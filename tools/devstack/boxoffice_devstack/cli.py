@@ -8,7 +8,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from boxoffice_devstack.smtp_sink import serve
+from boxoffice_devstack import sms_sink, smtp_sink
 
 
 def _local_key(var: Path) -> str:
@@ -22,7 +22,7 @@ def _local_key(var: Path) -> str:
     return path.read_text().strip()
 
 
-def run(var: Path) -> int:
+def run(var: Path, flower: bool = False) -> int:
     from honcho.manager import Manager
 
     from boxoffice_devstack.servers import Postgres, RedisServer, free_port
@@ -42,11 +42,15 @@ def run(var: Path) -> int:
     api_key = _local_key(var)
     env["BOXOFFICE_BOOTSTRAP_API_KEY"] = api_key
     smtp_port = free_port()
+    sms_port = free_port()
     env.update(
         BOXOFFICE_SMTP_HOST="127.0.0.1",
         BOXOFFICE_SMTP_PORT=str(smtp_port),
+        BOXOFFICE_SMS_GATEWAY_URL=f"http://127.0.0.1:{sms_port}/Messages.json",
+        BOXOFFICE_SMS_GATEWAY_TOKEN="dev",  # noqa: S106 - the local sink checks no token
         BOXOFFICE_SCHEDULER_STATE_DIR=str(var / "scheduler"),
     )
+    env.setdefault("BOXOFFICE_REPORT_RECIPIENTS", "operators@boxoffice.invalid")
     os.environ.update(env)
 
     # Imported late: settings are read from the environment assembled above.
@@ -70,6 +74,7 @@ Boxoffice is starting.
   API key:        {api_key}
   demo showtime:  {showtime_id}
   mail:           {var / "mail"}/ (every email sent is saved there)
+  sms:            {var / "sms"}/ (every SMS sent is saved there)
   database:       {env["DATABASE_URL"]}
   redis:          {env["REDIS_URL"]}
 Press Ctrl-C to stop everything.
@@ -82,7 +87,8 @@ Press Ctrl-C to stop everything.
     processes = {
         "api": [python, "-m", "boxoffice_booking.main"],
         "relay": [python, "-m", "boxoffice_booking.relay"],
-        "notifier": [python, "-m", "boxoffice_notifier.main"],
+        "notifier-email": [python, "-m", "boxoffice_notifier.main", "email"],
+        "notifier-sms": [python, "-m", "boxoffice_notifier.main", "sms"],
         "reaper": [python, "-m", "boxoffice_reaper.main"],
         "scheduler": [python, "-m", "boxoffice_scheduler.main"],
         "smtp": [
@@ -95,9 +101,53 @@ Press Ctrl-C to stop everything.
             "--dir",
             str(var / "mail"),
         ],
+        "sms": [
+            python,
+            "-m",
+            "boxoffice_devstack.cli",
+            "sms-sink",
+            "--port",
+            str(sms_port),
+            "--dir",
+            str(var / "sms"),
+        ],
     }
+    if flower:
+        # Flower reads the task events the workers send (worker_send_task_events is on).
+        flower_port = env.get("BOXOFFICE_FLOWER_PORT", "5555")
+        processes["flower"] = [
+            python,
+            "-m",
+            "celery",
+            "--broker",
+            env["REDIS_URL"],
+            "flower",
+            "--address=127.0.0.1",
+            f"--port={flower_port}",
+        ]
+        print(f"  flower:         http://127.0.0.1:{flower_port}", flush=True)
+    # Each worker-like process serves /metrics on its own port (the API serves it on its own).
+    metrics_ports = {
+        "relay": 9101,
+        "notifier-email": 9102,
+        "reaper": 9103,
+        "scheduler": 9104,
+        "notifier-sms": 9105,
+    }
+    print(
+        "  metrics:        "
+        + "  ".join(f"{name} :{port}" for name, port in metrics_ports.items())
+        + f"  api {base}/metrics",
+        flush=True,
+    )
     for name, argv in processes.items():
-        manager.add_process(name, " ".join(argv), env=env)
+        process_env = dict(env)
+        if name in metrics_ports:
+            process_env["BOXOFFICE_METRICS_PORT"] = str(metrics_ports[name])
+        if name == "flower":
+            # Local only (bound to 127.0.0.1): let Flower's UI call its own API without a login.
+            process_env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+        manager.add_process(name, " ".join(argv), env=process_env)
     try:
         manager.loop()
     finally:
@@ -111,14 +161,22 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     run_cmd = commands.add_parser("run", help="run every service on embedded defaults")
     run_cmd.add_argument("--var", type=Path, default=Path("var"))
+    run_cmd.add_argument("--flower", action="store_true", help="also start Flower on :5555")
     sink = commands.add_parser("smtp-sink", help="an SMTP server saving mail to a folder")
     sink.add_argument("--host", default="127.0.0.1")
     sink.add_argument("--port", type=int, default=1025)
     sink.add_argument("--dir", type=Path, default=Path("var/mail"))
+    sms = commands.add_parser("sms-sink", help="an SMS gateway saving messages to a folder")
+    sms.add_argument("--host", default="127.0.0.1")
+    sms.add_argument("--port", type=int, default=8025)
+    sms.add_argument("--dir", type=Path, default=Path("var/sms"))
     args = parser.parse_args(argv)
     if args.command == "run":
-        sys.exit(run(args.var))
-    serve(args.host, args.port, args.dir)
+        sys.exit(run(args.var, flower=args.flower))
+    if args.command == "sms-sink":
+        sms_sink.serve(args.host, args.port, args.dir)
+    else:
+        smtp_sink.serve(args.host, args.port, args.dir)
 
 
 if __name__ == "__main__":

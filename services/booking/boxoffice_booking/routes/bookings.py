@@ -37,7 +37,13 @@ router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
 HOLDS = Counter("boxoffice_holds_total", "Hold attempts by result", ["result"])
 CONFIRMATIONS = Counter("boxoffice_confirmations_total", "Bookings confirmed")
 CANCELLATIONS = Counter("boxoffice_cancellations_total", "Bookings cancelled")
+REVENUE = Counter(
+    "boxoffice_revenue_minor", "Payments captured, in minor units (paise, cents)", ["currency"]
+)
 
+# Every handler ends its transaction (commit or rollback) before it returns, so no pooled
+# connection stays checked out while FastAPI validates the answer in another thread-pool job
+# (found by `make bench`; see docs/benchmarks.md).
 READ = require_scope("bookings:read")
 WRITE = require_scope("bookings:write")
 
@@ -54,7 +60,11 @@ def booking_public(booking: Booking) -> BookingPublic:
         ],
         total_minor=booking.total_minor,
         currency=booking.currency,
-        customer=Customer(email=booking.customer_email, phone=booking.customer_phone),
+        customer=Customer(
+            email=booking.customer_email,
+            phone=booking.customer_phone,
+            sms_opt_out=booking.sms_opt_out,
+        ),
         expires_at=booking.expires_at,
         created_at=booking.created_at,
         confirmed_at=booking.confirmed_at,
@@ -105,21 +115,25 @@ def create_booking(
             body.customer.phone,
             settings.hold_ttl_seconds,
             settings.max_seats_per_hold,
+            sms_opt_out=body.customer.sms_opt_out,
         )
         session.commit()
     except SeatsUnavailable:
         HOLDS.labels("conflict").inc()
+        session.rollback()  # free the seat locks and the connection before answering
         if taken is None:
-            session.rollback()
             cache.rebuild_soon(session, body.showtime_id)
+            session.rollback()
         raise
     except InvalidSeats:
         HOLDS.labels("rejected").inc()
+        session.rollback()
         raise
     HOLDS.labels("created").inc()
     cache.mark(booking.showtime_id, holds.held_states(booking))
     if taken is None:
         cache.rebuild_soon(session, booking.showtime_id)
+        session.rollback()
     response.headers["Location"] = f"/v1/bookings/{booking.id}"
     return booking_public(booking)
 
@@ -144,7 +158,11 @@ def list_bookings(
         lambda b: (b.created_at, b.id),
         descending=True,
     )
-    return Page(items=[booking_public(b) for b in rows], next_cursor=next_cursor)
+    public: Page[BookingPublic] = Page(
+        items=[booking_public(b) for b in rows], next_cursor=next_cursor
+    )
+    session.rollback()
+    return public
 
 
 @router.get(
@@ -154,7 +172,9 @@ def list_bookings(
 )
 def read_booking(booking_id: uuid.UUID, session: SessionDep) -> BookingPublic:
     """A booking with its seats and status."""
-    return booking_public(holds.get_booking(session, booking_id))
+    public = booking_public(holds.get_booking(session, booking_id))
+    session.rollback()
+    return public
 
 
 @router.post(
@@ -183,6 +203,7 @@ def create_payment(
     cache.mark(result.booking.showtime_id, result.seat_changes)
     if result.settled is Settled.CONFIRMED:
         CONFIRMATIONS.inc()
+        REVENUE.labels(result.payment.currency).inc(result.payment.amount_minor)
     if result.settled is Settled.REFUNDED:
         raise HoldExpired(
             f"The hold of booking {result.booking.reference} expired and its seats were "
@@ -206,7 +227,9 @@ def create_payment(
 )
 def list_payments(booking_id: uuid.UUID, session: SessionDep) -> list[PaymentSummary]:
     """Every payment attempt of a booking, oldest first."""
-    return [payment_summary(p) for p in payments.payments_of(session, booking_id)]
+    public = [payment_summary(p) for p in payments.payments_of(session, booking_id)]
+    session.rollback()
+    return public
 
 
 @router.post(

@@ -1,7 +1,7 @@
 """booking API: catalog flags, no overlapping showtimes, payments in progress, idempotency
 
 Revision ID: 0301
-Revises: 0001
+Revises: 0501
 Create Date: 2026-11-21 04:50:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0301"
-down_revision: str | None = "0001"
+down_revision: str | None = "0501"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
