@@ -19,6 +19,7 @@ COPY libs/client/pyproject.toml libs/client/
 COPY libs/contracts/pyproject.toml libs/contracts/
 COPY libs/db/pyproject.toml libs/db/
 COPY libs/messaging/pyproject.toml libs/messaging/
+COPY libs/payments/pyproject.toml libs/payments/
 COPY libs/settings/pyproject.toml libs/settings/
 COPY libs/telemetry/pyproject.toml libs/telemetry/
 COPY services/booking/pyproject.toml services/booking/

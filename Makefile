@@ -56,8 +56,9 @@ contracts-check: install buf-check ## buf checks, generated proto code and docs/
 	$(PY) boxoffice-codegen openapi --check
 
 .PHONY: fuzz
-fuzz: install ## long schemathesis run against a live API (FUZZ_EXAMPLES=400 per operation)
+fuzz: install ## long fuzzing: schemathesis against a live API (FUZZ_EXAMPLES per operation) and 2000 hypothesis examples per request schema
 	BOXOFFICE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) pytest tests/contracts/test_api_fuzz.py -s
+	HYPOTHESIS_PROFILE=fuzz $(PY) pytest tests/integration/test_request_properties.py
 
 .PHONY: run
 run: install ## start every service locally (FLOWER=1 adds Flower on :5555; Ctrl-C stops all)
@@ -71,6 +72,10 @@ test: install buf-check ## buf checks, then unit, integration, contract and end-
 bench-reaper: install ## acceptance load: 3 reapers expire 5,000 holds due over a minute (p99 lag < 1.5 s)
 	BOXOFFICE_TEST_HOLDS=5000 BOXOFFICE_TEST_WINDOW_SECONDS=60 BOXOFFICE_TEST_P99_SECONDS=1.5 \
 		$(PY) pytest tests/e2e/test_reaper_replicas.py -k exactly_once -s
+.PHONY: contention
+contention: install ## the rush-of-buyers tests with 3000 concurrent holds (make test runs 520)
+	BOXOFFICE_CONTENTION_REQUESTS=3000 $(PY) pytest tests/contention -s --timeout 1200
+
 .PHONY: bench-notifier
 bench-notifier: install ## email throughput of one notifier worker by thread-pool size
 	$(PY) python -m tests.bench.notifier_pool

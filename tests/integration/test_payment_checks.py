@@ -113,3 +113,26 @@ def test_provider_is_asked_before_a_paying_hold_is_expired(stack: Stack) -> None
     asked = len(provider.asked)
     check_paying_holds(provider, throttle, GRACE)
     assert len(provider.asked) == asked
+
+
+def test_the_reaper_asks_the_configured_provider_itself(stack: Stack) -> None:
+    """The real `test` provider answers from the order reference the booking API stored."""
+    from boxoffice_payments import get_provider
+    from boxoffice_reaper.tasks import fetch_payment_status
+
+    showtime_id = make_showtime(rows=1, seats_per_row=4)
+    provider = get_provider("test")
+    failed_order = provider.create_order(
+        amount_minor=20000, currency="INR", receipt="failed-order", outcome="failed"
+    )
+    pending_order = provider.create_order(
+        amount_minor=20000, currency="INR", receipt="pending-order", outcome="pending"
+    )
+    failed = lapsed_hold(showtime_id, "A2", timedelta(seconds=5))
+    pending = lapsed_hold(showtime_id, "A3", timedelta(seconds=5))
+    start_payment(failed, failed_order.reference)
+    start_payment(pending, pending_order.reference)
+
+    check_paying_holds(fetch_payment_status, RecheckThrottle(60), GRACE)
+    assert status_of(failed) is BookingStatus.EXPIRED
+    assert status_of(pending) is BookingStatus.PENDING

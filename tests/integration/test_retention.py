@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from boxoffice_booking import holds
+from boxoffice_booking import holds, payments
 from boxoffice_booking.auth import create_api_key, hash_key
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import ApiKey, Booking, BookingStatus, Delivery, OutboxEvent
@@ -43,7 +43,7 @@ def test_finished_bookings_are_anonymised_after_the_retention_period(stack: Stac
     pending = hold(showtime_id, "A3", f"pending-{tag}@example.com")
     paid = hold(showtime_id, "A4", f"paid-{tag}@example.com")
     with session_scope() as session:
-        holds.cancel_booking(session, cancelled)
+        payments.cancel_booking(session, cancelled, cutoff_minutes=0)
         # Confirmed as the payment path would leave it (that path is the booking API's own).
         session.execute(
             update(Booking)

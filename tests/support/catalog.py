@@ -48,7 +48,8 @@ def make_booking(
     sms_opt_out: bool = False,
 ) -> uuid.UUID:
     """A booking held (and by default paid with the test provider) through the booking service."""
-    from boxoffice_booking.holds import hold_seats, pay_booking
+    from boxoffice_booking.holds import hold_seats
+    from boxoffice_booking.payments import start_payment
 
     with session_scope() as session:
         booking = hold_seats(
@@ -57,5 +58,5 @@ def make_booking(
         booking_id = booking.id
     if confirm:
         with session_scope() as session:
-            pay_booking(session, booking_id, "test", "succeeded")
+            start_payment(session, booking_id, "test", "succeeded")
     return booking_id

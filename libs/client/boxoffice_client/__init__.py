@@ -8,6 +8,7 @@ with BoxofficeClient("http://127.0.0.1:8000", api_key) as boxoffice:
 """
 
 from boxoffice_client.async_client import AsyncBoxofficeClient
+from boxoffice_client.calls import RowSpec
 from boxoffice_client.client import BoxofficeClient
 from boxoffice_client.errors import (
     ApiError,
@@ -32,8 +33,16 @@ from boxoffice_client.models import (
     Health,
     Page,
     Payment,
+    PaymentSummary,
+    Price,
+    Screen,
+    ScreenRow,
+    ScreenSeat,
+    ScreenSummary,
     SeatMap,
     SeatState,
+    Showtime,
+    Venue,
 )
 from boxoffice_client.pagination import aiterate, iterate
 from boxoffice_client.retry import NO_RETRIES, RetryPolicy
@@ -54,17 +63,26 @@ __all__ = [
     "NotFoundError",
     "Page",
     "Payment",
+    "PaymentSummary",
     "PermissionDeniedError",
+    "Price",
     "Problem",
     "RateLimitedError",
     "RetryPolicy",
+    "RowSpec",
+    "Screen",
+    "ScreenRow",
+    "ScreenSeat",
+    "ScreenSummary",
     "SeatMap",
     "SeatState",
     "SeatsUnavailableError",
     "ServerError",
     "ServiceUnavailableError",
+    "Showtime",
     "TransportError",
     "UnprocessableEntityError",
+    "Venue",
     "aiterate",
     "iterate",
 ]

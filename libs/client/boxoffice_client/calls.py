@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from datetime import date, datetime
+from typing import Any, Generic, NotRequired, TypedDict, TypeVar
 
 from pydantic import TypeAdapter
 
-from boxoffice_client.models import Booking, Health, Payment, SeatMap
+from boxoffice_client.models import (
+    Booking,
+    Health,
+    Page,
+    Payment,
+    PaymentSummary,
+    Screen,
+    ScreenSummary,
+    SeatMap,
+    Showtime,
+    Venue,
+)
 
 T = TypeVar("T")
 
@@ -38,14 +50,44 @@ def _id(value: uuid.UUID | str) -> str:
     return str(uuid.UUID(str(value)))
 
 
-def _query(**params: str | int | None) -> dict[str, str | int]:
-    return {name: value for name, value in params.items() if value is not None}
+def _query(**params: object) -> dict[str, str | int]:
+    """Query parameters without the unset ones; ids, dates and times as the API writes them."""
+    query: dict[str, str | int] = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, datetime | date):
+            query[name] = value.isoformat()
+        elif isinstance(value, int):
+            query[name] = value
+        else:
+            query[name] = str(value)
+    return query
+
+
+class RowSpec(TypedDict):
+    """One row of a new screen: `seats` numbered 1..n, with optional per-seat flags."""
+
+    label: str
+    seats: int
+    category: NotRequired[str]
+    blocked: NotRequired[list[int]]
+    aisle_after: NotRequired[list[int]]
+    accessible: NotRequired[list[int]]
 
 
 HEALTH = TypeAdapter(Health)
 BOOKING = TypeAdapter(Booking)
 PAYMENT = TypeAdapter(Payment)
+PAYMENTS = TypeAdapter(list[PaymentSummary])
 SEAT_MAP = TypeAdapter(SeatMap)
+VENUE = TypeAdapter(Venue)
+SCREEN = TypeAdapter(Screen)
+SHOWTIME = TypeAdapter(Showtime)
+BOOKING_PAGE = TypeAdapter(Page[Booking])
+VENUE_PAGE = TypeAdapter(Page[Venue])
+SCREEN_PAGE = TypeAdapter(Page[ScreenSummary])
+SHOWTIME_PAGE = TypeAdapter(Page[Showtime])
 
 
 def read_health() -> Call[Health]:
@@ -90,3 +132,99 @@ def create_payment(
 def cancel_booking(booking_id: uuid.UUID | str, idempotency_key: str | None) -> Call[Booking]:
     path = f"/v1/bookings/{_id(booking_id)}/cancel"
     return Call("POST", path, BOOKING, idempotency_key=idempotency_key)
+
+
+def list_bookings(
+    customer_email: str | None,
+    status: str | None,
+    showtime_id: uuid.UUID | str | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Call[Page[Booking]]:
+    params = _query(
+        customer_email=customer_email,
+        status=status,
+        showtime_id=showtime_id,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Call("GET", "/v1/bookings", BOOKING_PAGE, params=params)
+
+
+def list_payments(booking_id: uuid.UUID | str) -> Call[list[PaymentSummary]]:
+    return Call("GET", f"/v1/bookings/{_id(booking_id)}/payments", PAYMENTS)
+
+
+def create_venue(name: str, timezone: str, idempotency_key: str | None) -> Call[Venue]:
+    body = {"name": name, "timezone": timezone}
+    return Call("POST", "/v1/venues", VENUE, json=body, idempotency_key=idempotency_key)
+
+
+def read_venue(venue_id: uuid.UUID | str) -> Call[Venue]:
+    return Call("GET", f"/v1/venues/{_id(venue_id)}", VENUE)
+
+
+def list_venues(limit: int | None, cursor: str | None) -> Call[Page[Venue]]:
+    return Call("GET", "/v1/venues", VENUE_PAGE, params=_query(limit=limit, cursor=cursor))
+
+
+def create_screen(
+    venue_id: uuid.UUID | str, name: str, rows: Sequence[RowSpec], idempotency_key: str | None
+) -> Call[Screen]:
+    body = {"name": name, "rows": [dict(row) for row in rows]}
+    path = f"/v1/venues/{_id(venue_id)}/screens"
+    return Call("POST", path, SCREEN, json=body, idempotency_key=idempotency_key)
+
+
+def read_screen(screen_id: uuid.UUID | str) -> Call[Screen]:
+    return Call("GET", f"/v1/screens/{_id(screen_id)}", SCREEN)
+
+
+def list_screens(
+    venue_id: uuid.UUID | str, limit: int | None, cursor: str | None
+) -> Call[Page[ScreenSummary]]:
+    path = f"/v1/venues/{_id(venue_id)}/screens"
+    return Call("GET", path, SCREEN_PAGE, params=_query(limit=limit, cursor=cursor))
+
+
+def create_showtime(
+    screen_id: uuid.UUID | str,
+    film_title: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    prices: Mapping[str, int],
+    currency: str,
+    idempotency_key: str | None,
+) -> Call[Showtime]:
+    body = {
+        "screen_id": _id(screen_id),
+        "film_title": film_title,
+        "starts_at": starts_at.isoformat(),
+        "ends_at": ends_at.isoformat(),
+        "prices": dict(prices),
+        "currency": currency,
+    }
+    return Call("POST", "/v1/showtimes", SHOWTIME, json=body, idempotency_key=idempotency_key)
+
+
+def read_showtime(showtime_id: uuid.UUID | str) -> Call[Showtime]:
+    return Call("GET", f"/v1/showtimes/{_id(showtime_id)}", SHOWTIME)
+
+
+def list_showtimes(
+    venue_id: uuid.UUID | str | None,
+    screen_id: uuid.UUID | str | None,
+    on: date | None,
+    starts_after: datetime | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Call[Page[Showtime]]:
+    params = _query(
+        venue_id=venue_id,
+        screen_id=screen_id,
+        date=on,
+        starts_after=starts_after,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Call("GET", "/v1/showtimes", SHOWTIME_PAGE, params=params)

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import date, datetime
 from types import TracebackType
 from typing import TypeVar
 
 import httpx
 
 from boxoffice_client import calls
-from boxoffice_client.calls import Call
+from boxoffice_client.calls import Call, RowSpec
 from boxoffice_client.errors import TransportError, error_for
-from boxoffice_client.models import Booking, Health, Payment, SeatMap
+from boxoffice_client.models import (
+    Booking,
+    Health,
+    Page,
+    Payment,
+    PaymentSummary,
+    Screen,
+    ScreenSummary,
+    SeatMap,
+    Showtime,
+    Venue,
+)
+from boxoffice_client.pagination import iterate
 from boxoffice_client.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -126,3 +139,123 @@ class BoxofficeClient:
     def cancel(self, booking_id: uuid.UUID | str, *, idempotency_key: str | None = None) -> Booking:
         """Cancel a booking; its seats return to sale."""
         return self.send(calls.cancel_booking(booking_id, idempotency_key))
+
+    def bookings(
+        self,
+        *,
+        customer_email: str | None = None,
+        status: str | None = None,
+        showtime_id: uuid.UUID | str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[Booking]:
+        """One page of bookings, newest first; pass `next_cursor` back as `cursor`."""
+        return self.send(calls.list_bookings(customer_email, status, showtime_id, limit, cursor))
+
+    def iter_bookings(
+        self,
+        *,
+        customer_email: str | None = None,
+        status: str | None = None,
+        showtime_id: uuid.UUID | str | None = None,
+        page_size: int = 50,
+    ) -> Iterator[Booking]:
+        """Every matching booking, fetching pages of `page_size` as needed."""
+        return iterate(
+            lambda cursor: self.bookings(
+                customer_email=customer_email,
+                status=status,
+                showtime_id=showtime_id,
+                limit=page_size,
+                cursor=cursor,
+            )
+        )
+
+    def payments(self, booking_id: uuid.UUID | str) -> list[PaymentSummary]:
+        return self.send(calls.list_payments(booking_id))
+
+    def create_venue(
+        self, name: str, timezone: str = "UTC", *, idempotency_key: str | None = None
+    ) -> Venue:
+        return self.send(calls.create_venue(name, timezone, idempotency_key))
+
+    def venue(self, venue_id: uuid.UUID | str) -> Venue:
+        return self.send(calls.read_venue(venue_id))
+
+    def venues(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Venue]:
+        return self.send(calls.list_venues(limit, cursor))
+
+    def iter_venues(self, *, page_size: int = 50) -> Iterator[Venue]:
+        return iterate(lambda cursor: self.venues(limit=page_size, cursor=cursor))
+
+    def create_screen(
+        self,
+        venue_id: uuid.UUID | str,
+        name: str,
+        rows: Sequence[RowSpec],
+        *,
+        idempotency_key: str | None = None,
+    ) -> Screen:
+        """A screen of `rows`, e.g. `[{"label": "A", "seats": 12, "blocked": [1]}]`."""
+        return self.send(calls.create_screen(venue_id, name, rows, idempotency_key))
+
+    def screen(self, screen_id: uuid.UUID | str) -> Screen:
+        return self.send(calls.read_screen(screen_id))
+
+    def screens(
+        self, venue_id: uuid.UUID | str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[ScreenSummary]:
+        return self.send(calls.list_screens(venue_id, limit, cursor))
+
+    def create_showtime(
+        self,
+        screen_id: uuid.UUID | str,
+        film_title: str,
+        starts_at: datetime,
+        ends_at: datetime,
+        prices: Mapping[str, int],
+        currency: str = "INR",
+        *,
+        idempotency_key: str | None = None,
+    ) -> Showtime:
+        """A showtime; `prices` maps each seat category to an amount in minor units."""
+        call = calls.create_showtime(
+            screen_id, film_title, starts_at, ends_at, prices, currency, idempotency_key
+        )
+        return self.send(call)
+
+    def showtime(self, showtime_id: uuid.UUID | str) -> Showtime:
+        return self.send(calls.read_showtime(showtime_id))
+
+    def showtimes(
+        self,
+        *,
+        venue_id: uuid.UUID | str | None = None,
+        screen_id: uuid.UUID | str | None = None,
+        on: date | None = None,
+        starts_after: datetime | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[Showtime]:
+        """One page of showtimes in start order (`on`: a day in the venue's time zone)."""
+        return self.send(calls.list_showtimes(venue_id, screen_id, on, starts_after, limit, cursor))
+
+    def iter_showtimes(
+        self,
+        *,
+        venue_id: uuid.UUID | str | None = None,
+        screen_id: uuid.UUID | str | None = None,
+        on: date | None = None,
+        starts_after: datetime | None = None,
+        page_size: int = 50,
+    ) -> Iterator[Showtime]:
+        return iterate(
+            lambda cursor: self.showtimes(
+                venue_id=venue_id,
+                screen_id=screen_id,
+                on=on,
+                starts_after=starts_after,
+                limit=page_size,
+                cursor=cursor,
+            )
+        )

@@ -51,8 +51,8 @@ class Booking(ApiModel):
     cancelled_at: datetime | None = None
 
 
-class Payment(ApiModel):
-    """A payment of a booking, with the booking as it is after the payment."""
+class PaymentSummary(ApiModel):
+    """A payment of a booking: `status` pending, succeeded, failed or refunded."""
 
     id: uuid.UUID
     booking_id: uuid.UUID
@@ -60,6 +60,15 @@ class Payment(ApiModel):
     status: str
     amount_minor: int
     currency: str
+    provider_reference: str | None
+    refunded_minor: int
+    created_at: datetime
+
+
+class Payment(PaymentSummary):
+    """A payment just started, with the booking as it is after it (and checkout details)."""
+
+    checkout: dict[str, str] = {}
     booking: Booking
 
 
@@ -70,6 +79,8 @@ class SeatState(ApiModel):
     category: str
     status: SeatStatus
     price_minor: int | None
+    aisle_after: bool = False
+    accessible: bool = False
 
 
 class SeatMap(ApiModel):
@@ -84,6 +95,59 @@ class SeatMap(ApiModel):
     def available(self) -> list[str]:
         """Labels of the seats that can be held now."""
         return [seat.label for seat in self.seats if seat.status == "available"]
+
+
+class Venue(ApiModel):
+    id: uuid.UUID
+    name: str
+    timezone: str
+    created_at: datetime
+
+
+class ScreenSeat(ApiModel):
+    label: str
+    number: int
+    category: str
+    blocked: bool
+    aisle_after: bool
+    accessible: bool
+
+
+class ScreenRow(ApiModel):
+    label: str
+    seats: list[ScreenSeat]
+
+
+class ScreenSummary(ApiModel):
+    id: uuid.UUID
+    venue_id: uuid.UUID
+    name: str
+    created_at: datetime
+
+
+class Screen(ScreenSummary):
+    """A screen with its seat map."""
+
+    capacity: int
+    categories: list[str]
+    rows: list[ScreenRow]
+
+
+class Price(ApiModel):
+    category: str
+    amount_minor: int
+
+
+class Showtime(ApiModel):
+    id: uuid.UUID
+    screen_id: uuid.UUID
+    venue_id: uuid.UUID
+    film_title: str
+    starts_at: datetime
+    ends_at: datetime
+    currency: str
+    prices: list[Price]
+    created_at: datetime
 
 
 class Health(ApiModel):

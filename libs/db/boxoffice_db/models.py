@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -23,7 +24,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING_CONVENTION = {
@@ -105,13 +106,26 @@ class Seat(Base):
     number: Mapped[int] = mapped_column(Integer)
     category: Mapped[str] = mapped_column(String(32), default="standard")
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # An aisle runs right after this seat (seat maps draw the gap there).
+    aisle_after: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    accessible: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
     screen: Mapped[Screen] = relationship(back_populates="seats")
 
 
 class Showtime(Base):
     __tablename__ = "showtimes"
-    __table_args__ = (CheckConstraint("ends_at > starts_at", name="ends_after_start"),)
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        # Two showtimes on one screen never overlap: the database refuses it (btree_gist).
+        ExcludeConstraint(
+            (text("screen_id"), "="),
+            (text("tstzrange(starts_at, ends_at)"), "&&"),
+            name="ex_showtimes_no_overlap",
+            using="gist",
+        ),
+        Index("ix_showtimes_starts_at_id", "starts_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     screen_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("screens.id", ondelete="RESTRICT"))
@@ -184,6 +198,7 @@ class Booking(Base):
             "status",
             postgresql_where=text("anonymised_at IS NULL AND status IN ('EXPIRED', 'CANCELLED')"),
         ),
+        Index("ix_bookings_created_at_id", "created_at", "id"),
         Index(
             "ix_bookings_confirmed_showtime",
             "showtime_id",
@@ -233,7 +248,23 @@ class BookingSeat(Base):
 
 
 class Payment(Base):
+    """A payment attempt for a booking.
+
+    `status` is a boxoffice_payments.PaymentStatus; `pending` and `authorized` are payments in
+    progress, which the reaper asks the provider about (by `provider_reference`, the order id)
+    before it expires their hold.
+    """
+
     __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_reference", name="uq_payments_provider_reference"),
+        Index(
+            "ix_payments_in_progress",
+            "booking_id",
+            postgresql_where=text("status IN ('pending', 'authorized')"),
+        ),
+        Index("ix_payments_booking_id", "booking_id"),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"))
@@ -242,7 +273,45 @@ class Payment(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     provider_reference: Mapped[str | None] = mapped_column(String(100))
+    provider_payment_id: Mapped[str | None] = mapped_column(String(100))
+    refund_reference: Mapped[str | None] = mapped_column(String(100))
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    failure_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class PaymentWebhookEvent(Base):
+    """A provider callback already handled: a redelivered event id is acknowledged, not redone."""
+
+    __tablename__ = "payment_webhook_events"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = _created_at()
+
+
+class IdempotencyRecord(Base):
+    """The first response to a POST with an Idempotency-Key, replayed for the same key and body.
+
+    `principal` is the hash of the API key that sent it, so keys of two clients never collide.
+    A row without a `response_status` is a request still being answered.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
+
+    principal: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(500))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[dict[str, Any] | None]
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime]
 
 
 class OutboxEvent(Base):
@@ -309,3 +378,4 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
     created_at: Mapped[datetime] = _created_at()
     revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]

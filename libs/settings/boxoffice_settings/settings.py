@@ -43,6 +43,23 @@ class Settings(BaseSettings):
     bootstrap_api_key: SecretStr | None = None
     public_base_url: str = "http://127.0.0.1:8000"
 
+    # Booking rules
+    cancel_cutoff_minutes: int = Field(default=120, ge=0)
+    seat_cache_ttl_seconds: int = Field(default=300, ge=1)
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    # Per-API-key request budget per window; 0 turns rate limiting off.
+    rate_limit_requests: int = Field(default=600, ge=0)
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+
+    # Payments: `test` is on outside production (or when enabled); `razorpay` when keyed.
+    test_payments_enabled: bool = False
+    test_webhook_secret: SecretStr = SecretStr("test-webhook-secret")
+    razorpay_key_id: str | None = None
+    razorpay_key_secret: SecretStr | None = None
+    razorpay_webhook_secret: SecretStr | None = None
+    razorpay_base_url: str = "https://api.razorpay.com"
+    payment_timeout_seconds: float = Field(default=10.0, gt=0)
+
     # Outbox relay
     relay_batch_size: int = Field(default=200, ge=1)
     relay_poll_interval_seconds: float = Field(default=0.05, gt=0)

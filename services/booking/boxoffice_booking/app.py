@@ -12,9 +12,10 @@ from boxoffice_telemetry.tracing import configure_tracing, trace_sqlalchemy
 from fastapi import FastAPI
 
 from boxoffice_booking.auth import SCOPES, create_api_key
+from boxoffice_booking.idempotency import IdempotencyMiddleware
 from boxoffice_booking.openapi import install_openapi, operation_id
 from boxoffice_booking.problems import install_problem_handlers
-from boxoffice_booking.routes import bookings, health, showtimes
+from boxoffice_booking.routes import bookings, health, payments, showtimes, venues
 
 
 def seed_bootstrap_key() -> None:
@@ -41,9 +42,12 @@ def create_app() -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)
     app.include_router(health.router)
+    app.include_router(venues.router)
     app.include_router(showtimes.router)
     app.include_router(bookings.router)
+    app.include_router(payments.router)
     instrument_fastapi(app)
     if configure_tracing("booking-api"):
         trace_sqlalchemy(get_engine())

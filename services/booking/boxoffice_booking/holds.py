@@ -1,4 +1,4 @@
-"""Holds, payments and cancellations: every seat change is a conditional UPDATE in PostgreSQL."""
+"""Holds: every seat change is a conditional UPDATE in PostgreSQL, the only arbiter."""
 
 from __future__ import annotations
 
@@ -12,25 +12,19 @@ from boxoffice_db.models import (
     Booking,
     BookingSeat,
     BookingStatus,
-    Payment,
     SeatState,
     Showtime,
     ShowtimePrice,
     ShowtimeSeat,
 )
-from boxoffice_db.seats import release_seats, seat_is_free
+from boxoffice_db.seats import seat_is_free
 from boxoffice_messaging.outbox import add_event
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql import func
 
-from boxoffice_booking.problems import (
-    BookingStateConflict,
-    HoldExpired,
-    InvalidSeats,
-    NotFound,
-    SeatsUnavailable,
-)
+from boxoffice_booking.problems import InvalidSeats, NotFound, SeatsUnavailable
+from boxoffice_booking.seat_cache import encode_state
 
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -68,6 +62,22 @@ def hold_seats(
     showtime = session.get(Showtime, showtime_id)
     if showtime is None:
         raise NotFound(f"No showtime {showtime_id}.")
+
+    # Losers leave before taking any lock: under a rush most requests want seats already
+    # gone, and queueing them on the row locks would slow the winners down too. A seat seen
+    # taken here was taken when read; one seen free is still checked under lock below.
+    taken_now = sorted(
+        session.scalars(
+            select(ShowtimeSeat.label).where(
+                ShowtimeSeat.showtime_id == showtime_id,
+                ShowtimeSeat.label.in_(labels),
+                ShowtimeSeat.state.in_([SeatState.HELD, SeatState.SOLD]),
+                ~seat_is_free(),
+            )
+        )
+    )
+    if taken_now:
+        raise SeatsUnavailable(f"Seats already taken: {', '.join(taken_now)}.", seats=taken_now)
 
     # Lock the requested seats in one order so that overlapping holds never deadlock.
     seats = session.execute(
@@ -154,9 +164,33 @@ def hold_seats(
     return booking
 
 
-def _sell_seats(session: Session, booking: Booking) -> bool:
-    """Mark the booking's seats sold, re-acquiring any that lapsed if they are still free."""
+def held_states(booking: Booking) -> dict[str, str]:
+    """The seat-cache entries of a fresh hold."""
+    return dict.fromkeys(
+        (s.label for s in booking.seats), encode_state(SeatState.HELD, booking.expires_at)
+    )
+
+
+def lock_seats(session: Session, booking: Booking) -> None:
+    """Lock the booking's seat rows; the lock order is booking, then seats, as in the reaper."""
+    session.execute(
+        select(ShowtimeSeat.label)
+        .where(
+            ShowtimeSeat.showtime_id == booking.showtime_id,
+            ShowtimeSeat.label.in_([s.label for s in booking.seats]),
+        )
+        .order_by(ShowtimeSeat.label)
+        .with_for_update()
+    ).all()
+
+
+def sell_seats(session: Session, booking: Booking) -> bool:
+    """Mark all the booking's seats sold, re-acquiring lapsed ones if still free; or none.
+
+    All or nothing: if any seat is someone else's now, the partial update is rolled back.
+    """
     labels = [seat.label for seat in booking.seats]
+    savepoint = session.begin_nested()
     sold = session.scalars(
         update(ShowtimeSeat)
         .where(
@@ -167,97 +201,22 @@ def _sell_seats(session: Session, booking: Booking) -> bool:
         .values(state=SeatState.SOLD, booking_id=booking.id, hold_expires_at=None)
         .returning(ShowtimeSeat.label)
     ).all()
-    return len(sold) == len(labels)
+    if len(sold) != len(labels):
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return True
 
 
-def pay_booking(
-    session: Session, booking_id: uuid.UUID, provider: str, outcome: str
-) -> tuple[Payment, Booking]:
-    """Settle a payment with the local test provider and confirm the booking on success."""
-    booking = get_booking(session, booking_id, lock=True)
-    if booking.status in (BookingStatus.CONFIRMED, BookingStatus.CANCELLED):
-        raise BookingStateConflict(
-            f"Booking {booking.reference} is {booking.status.value}.", status_now=booking.status
-        )
-    payment = Payment(
-        id=uuid.uuid4(),
-        booking_id=booking.id,
-        provider=provider,
-        status="failed" if outcome == "failed" else "succeeded",
-        amount_minor=booking.total_minor,
-        currency=booking.currency,
-    )
-    session.add(payment)
-    if outcome == "failed":
-        return payment, booking
-
-    # Lock order is booking, then seats: the same as the reaper's.
-    session.execute(
-        select(ShowtimeSeat.label)
-        .where(
-            ShowtimeSeat.showtime_id == booking.showtime_id,
-            ShowtimeSeat.label.in_([s.label for s in booking.seats]),
-        )
-        .order_by(ShowtimeSeat.label)
-        .with_for_update()
-    ).all()
-    if not _sell_seats(session, booking):
-        payment.status = "refunded"
-        session.flush()
-        session.commit()
-        raise HoldExpired(
-            f"The hold of booking {booking.reference} expired and its seats were taken; "
-            "the payment was refunded.",
-            payment_id=str(payment.id),
-        )
-    booking.status = BookingStatus.CONFIRMED
-    booking.confirmed_at = func.now()
-    session.flush()
-    session.refresh(booking)
-    add_event(
-        session,
-        build_envelope(
-            "booking.confirmed",
-            booking.id,
-            events_pb2.BookingConfirmed(
-                booking_id=str(booking.id),
-                showtime_id=str(booking.showtime_id),
-                seats=[s.label for s in booking.seats],
-                total_minor=booking.total_minor,
-                currency=booking.currency,
-                payment_id=str(payment.id),
-            ),
-        ),
-    )
-    return payment, booking
-
-
-def cancel_booking(session: Session, booking_id: uuid.UUID) -> Booking:
-    """Cancel a held or confirmed booking; its seats return to sale at once."""
-    booking = get_booking(session, booking_id, lock=True)
-    if booking.status is BookingStatus.CANCELLED:
-        return booking
-    if booking.status is BookingStatus.EXPIRED:
-        raise BookingStateConflict(
-            f"Booking {booking.reference} already expired.", status_now=booking.status
-        )
-    previous = booking.status
-    released = release_seats(session, [booking.id])
-    booking.status = BookingStatus.CANCELLED
-    booking.cancelled_at = func.now()
-    session.flush()
-    session.refresh(booking)
-    add_event(
-        session,
-        build_envelope(
-            "booking.cancelled",
-            booking.id,
-            events_pb2.BookingCancelled(
-                booking_id=str(booking.id),
-                showtime_id=str(booking.showtime_id),
-                seats=sorted(released),
-                previous_status=previous.value,
-            ),
-        ),
-    )
-    return booking
+def bookings_query(
+    customer_email: str | None, status: BookingStatus | None, showtime_id: uuid.UUID | None
+) -> Select[Booking]:
+    """Bookings filtered by customer email (case-insensitive), status and showtime."""
+    stmt = select(Booking).options(selectinload(Booking.seats))
+    if customer_email is not None:
+        stmt = stmt.where(func.lower(Booking.customer_email) == customer_email.lower())
+    if status is not None:
+        stmt = stmt.where(Booking.status == status)
+    if showtime_id is not None:
+        stmt = stmt.where(Booking.showtime_id == showtime_id)
+    return stmt

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,76 @@ def problem_types() -> list[tuple[int, str, str]]:
         found.setdefault(cls.slug, (cls.status, cls.slug, cls.title))
         pending.extend(cls.__subclasses__())
     return sorted(found.values())
+
+
+class PaymentProviderUnavailable(Problem):
+    status, slug, title = 503, "payment-provider-unavailable", "The payment provider failed"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers = {"Retry-After": "5"}
+
+
+class InvalidWebhookSignature(Problem):
+    status, slug, title = 401, "invalid-webhook-signature", "The webhook signature does not match"
+
+
+class UnknownPaymentProvider(Problem):
+    status, slug, title = 422, "unknown-payment-provider", "The payment provider is not enabled"
+
+
+class CancellationClosed(Problem):
+    status, slug, title = 409, "cancellation-closed", "Too close to the showtime to cancel"
+
+
+class ShowtimeOverlap(Problem):
+    status, slug, title = 409, "showtime-overlap", "The screen has another showtime then"
+
+
+class CatalogConflict(Problem):
+    status, slug, title = 409, "catalog-conflict", "The name is already taken"
+
+
+class InvalidCatalog(Problem):
+    status, slug, title = 422, "invalid-catalog", "The catalog request is not consistent"
+
+
+class InvalidCursor(Problem):
+    status, slug, title = 422, "invalid-cursor", "The pagination cursor is not valid"
+
+
+class RateLimited(Problem):
+    status, slug, title = 429, "rate-limited", "Too many requests for this API key"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class ProblemDetail(BaseModel):
+    """RFC 9457 problem details; extensions such as `seats` or `errors` may be added."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+
+
+def problem_responses(
+    *statuses: int, common: tuple[int, ...] = (401, 403, 422, 429)
+) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: each error status documented as problem+json.
+
+    `common` are the answers any authenticated route can give (no key, no scope, invalid
+    input, over the rate limit); a POST adds 400 (malformed JSON or Idempotency-Key).
+    """
+    return {
+        status: {"model": ProblemDetail, "content": {PROBLEM_JSON: {}}}
+        for status in sorted({*common, *statuses})
+    }
 
 
 def problem_response(

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-SeatLabel = Annotated[
-    str, StringConstraints(pattern=r"^[A-Z]{1,3}[0-9]{1,3}$", min_length=2, max_length=6)
-]
-E164Phone = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]
+from boxoffice_booking.validators import E164Phone, SeatLabel
 
 
 class Customer(BaseModel):
@@ -30,7 +28,7 @@ class BookingCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     showtime_id: uuid.UUID
-    seats: list[SeatLabel] = Field(min_length=1)
+    seats: list[SeatLabel] = Field(min_length=1, max_length=100)
     customer: Customer
 
 
@@ -57,22 +55,43 @@ class BookingPublic(BaseModel):
 
 
 class PaymentCreate(BaseModel):
-    """Start a payment; the `test` provider settles at once with the outcome asked for."""
+    """Start a payment.
+
+    The `test` provider settles at once with `outcome` (`pending` leaves it in progress);
+    `razorpay` creates an order and answers `pending` with what Checkout needs.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    provider: Literal["test"] = "test"
-    outcome: Literal["succeeded", "failed"] = "succeeded"
+    provider: Literal["test", "razorpay"] = "test"
+    outcome: Literal["succeeded", "failed", "pending"] | None = None
 
 
-class PaymentPublic(BaseModel):
+PaymentStatusName = Literal["pending", "authorized", "succeeded", "failed", "refunded"]
+
+
+class PaymentSummary(BaseModel):
     id: uuid.UUID
     booking_id: uuid.UUID
     provider: str
-    status: Literal["succeeded", "failed", "refunded"]
+    status: PaymentStatusName
     amount_minor: int
     currency: str
+    provider_reference: str | None
+    refunded_minor: int
+    created_at: datetime
+
+
+class PaymentPublic(PaymentSummary):
+    checkout: dict[str, str] = {}
     booking: BookingPublic
+
+
+class BookingStatusFilter(StrEnum):
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
 
 
 class SeatStatePublic(BaseModel):
@@ -82,6 +101,8 @@ class SeatStatePublic(BaseModel):
     category: str
     status: Literal["available", "held", "sold", "blocked"]
     price_minor: int | None
+    aisle_after: bool = False
+    accessible: bool = False
 
 
 class SeatMapPublic(BaseModel):

@@ -13,6 +13,7 @@ from boxoffice_messaging.routes import (
     TASK_PURGE_EXPIRED_KEYS,
     TASK_PURGE_RETENTION,
 )
+from boxoffice_payments import get_provider
 from boxoffice_settings import get_settings
 from celery import Celery
 
@@ -31,9 +32,7 @@ MIN_FOLLOW_SLEEP_SECONDS = 0.02
 
 def fetch_payment_status(provider: str, reference: str) -> str:
     """Ask `provider` about the order `reference`; its PaymentStatus value."""
-    # The provider library (boxoffice_payments) is not on this branch yet: until it is, an
-    # in-progress payment is treated as unanswered, so its hold expires after the grace period.
-    raise LookupError(f"no client for payment provider {provider!r}")
+    return get_provider(provider).fetch_status(reference).status.value
 
 
 @lru_cache(maxsize=1)

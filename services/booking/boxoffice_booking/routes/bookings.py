@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from boxoffice_db.models import Booking
-from fastapi import APIRouter, Response
+from boxoffice_db.models import Booking, BookingStatus, Payment
+from fastapi import APIRouter, Query, Response
 from prometheus_client import Counter
+from pydantic import EmailStr
 
-from boxoffice_booking import holds
+from boxoffice_booking import holds, payments
 from boxoffice_booking.auth import require_scope
-from boxoffice_booking.deps import SessionDep, SettingsDep
-from boxoffice_booking.problems import InvalidSeats, SeatsUnavailable
+from boxoffice_booking.deps import SeatCacheDep, SessionDep, SettingsDep
+from boxoffice_booking.pagination import Page, PageDep, paginate
+from boxoffice_booking.payments import Settled
+from boxoffice_booking.problems import (
+    HoldExpired,
+    InvalidSeats,
+    SeatsUnavailable,
+    problem_responses,
+)
 from boxoffice_booking.schemas import (
     BookingCreate,
     BookingPublic,
     BookingSeatPublic,
+    BookingStatusFilter,
     Customer,
     PaymentCreate,
     PaymentPublic,
+    PaymentSummary,
 )
 
 router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
@@ -30,11 +41,9 @@ REVENUE = Counter(
     "boxoffice_revenue_minor", "Payments captured, in minor units (paise, cents)", ["currency"]
 )
 
-# Every handler builds its answer inside its transaction and then ends it (commit or
-# rollback), so no pooled connection stays checked out after the handler's thread returns.
-# FastAPI validates a sync handler's answer in another thread-pool job; a request holding a
-# connection while it waits for that thread can, under load, leave every thread waiting for a
-# connection (found by `make bench`; see docs/benchmarks.md).
+# Every handler ends its transaction (commit or rollback) before it returns, so no pooled
+# connection stays checked out while FastAPI validates the answer in another thread-pool job
+# (found by `make bench`; see docs/benchmarks.md).
 READ = require_scope("bookings:read")
 WRITE = require_scope("bookings:write")
 
@@ -64,11 +73,39 @@ def booking_public(booking: Booking) -> BookingPublic:
     )
 
 
-@router.post("", status_code=201, dependencies=[WRITE])  # type: ignore[list-item]
+def payment_summary(payment: Payment) -> PaymentSummary:
+    return PaymentSummary(
+        id=payment.id,
+        booking_id=payment.booking_id,
+        provider=payment.provider,
+        status=payment.status,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        provider_reference=payment.provider_reference,
+        refunded_minor=payment.refunded_minor,
+        created_at=payment.created_at,
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[WRITE],  # type: ignore[list-item]
+    responses=problem_responses(400, 404, 409),
+)
 def create_booking(
-    body: BookingCreate, session: SessionDep, settings: SettingsDep, response: Response
+    body: BookingCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    cache: SeatCacheDep,
+    response: Response,
 ) -> BookingPublic:
     """Hold seats for `hold_ttl_seconds`; 409 names the seats somebody else has."""
+    taken = cache.taken(body.showtime_id, body.seats)
+    if taken:
+        # Turned away before touching PostgreSQL; a stale "free" is still checked there.
+        HOLDS.labels("conflict_cached").inc()
+        raise SeatsUnavailable(f"Seats already taken: {', '.join(taken)}.", seats=taken)
     try:
         booking = holds.hold_seats(
             session,
@@ -80,22 +117,59 @@ def create_booking(
             settings.max_seats_per_hold,
             sms_opt_out=body.customer.sms_opt_out,
         )
-        public = booking_public(booking)
         session.commit()
     except SeatsUnavailable:
-        session.rollback()  # free the seat locks and the connection before answering
         HOLDS.labels("conflict").inc()
+        session.rollback()  # free the seat locks and the connection before answering
+        if taken is None:
+            cache.rebuild_soon(session, body.showtime_id)
+            session.rollback()
         raise
     except InvalidSeats:
-        session.rollback()
         HOLDS.labels("rejected").inc()
+        session.rollback()
         raise
     HOLDS.labels("created").inc()
+    cache.mark(booking.showtime_id, holds.held_states(booking))
+    if taken is None:
+        cache.rebuild_soon(session, booking.showtime_id)
+        session.rollback()
     response.headers["Location"] = f"/v1/bookings/{booking.id}"
+    return booking_public(booking)
+
+
+@router.get("", dependencies=[READ], responses=problem_responses())  # type: ignore[list-item]
+def list_bookings(
+    session: SessionDep,
+    page: PageDep,
+    customer_email: Annotated[EmailStr | None, Query()] = None,
+    status: BookingStatusFilter | None = None,
+    showtime_id: uuid.UUID | None = None,
+) -> Page[BookingPublic]:
+    """Bookings, newest first, filtered by customer email, status or showtime."""
+    rows, next_cursor = paginate(
+        session,
+        holds.bookings_query(
+            customer_email, BookingStatus(status.value) if status else None, showtime_id
+        ),
+        page,
+        Booking.created_at,
+        Booking.id,
+        lambda b: (b.created_at, b.id),
+        descending=True,
+    )
+    public: Page[BookingPublic] = Page(
+        items=[booking_public(b) for b in rows], next_cursor=next_cursor
+    )
+    session.rollback()
     return public
 
 
-@router.get("/{booking_id}", dependencies=[READ])  # type: ignore[list-item]
+@router.get(
+    "/{booking_id}",
+    dependencies=[READ],  # type: ignore[list-item]
+    responses=problem_responses(404),
+)
 def read_booking(booking_id: uuid.UUID, session: SessionDep) -> BookingPublic:
     """A booking with its seats and status."""
     public = booking_public(holds.get_booking(session, booking_id))
@@ -103,32 +177,75 @@ def read_booking(booking_id: uuid.UUID, session: SessionDep) -> BookingPublic:
     return public
 
 
-@router.post("/{booking_id}/payments", status_code=201, dependencies=[WRITE])  # type: ignore[list-item]
+@router.post(
+    "/{booking_id}/payments",
+    status_code=201,
+    dependencies=[WRITE],  # type: ignore[list-item]
+    responses={
+        200: {"model": PaymentPublic, "description": "The payment already in progress."},
+        **problem_responses(400, 404, 409, 503),
+    },
+)
 def create_payment(
-    booking_id: uuid.UUID, body: PaymentCreate, session: SessionDep
+    booking_id: uuid.UUID,
+    body: PaymentCreate,
+    session: SessionDep,
+    cache: SeatCacheDep,
+    response: Response,
 ) -> PaymentPublic:
-    """Pay for a held booking; on success it is CONFIRMED and the customer is notified."""
-    payment, booking = holds.pay_booking(session, booking_id, body.provider, body.outcome)
-    public = PaymentPublic(
-        id=payment.id,
-        booking_id=booking.id,
-        provider=payment.provider,
-        status=payment.status,
-        amount_minor=payment.amount_minor,
-        currency=payment.currency,
-        booking=booking_public(booking),
-    )
+    """Pay for a held booking; when the payment is captured the booking is CONFIRMED.
+
+    A payment captured after the hold lapsed re-acquires the seats if they are still free;
+    if not, it is refunded at once and the answer is a 409 `hold-expired`.
+    """
+    result = payments.start_payment(session, booking_id, body.provider, body.outcome)
     session.commit()
-    if payment.status == "succeeded":
+    cache.mark(result.booking.showtime_id, result.seat_changes)
+    if result.settled is Settled.CONFIRMED:
         CONFIRMATIONS.inc()
-        REVENUE.labels(payment.currency).inc(payment.amount_minor)
+        REVENUE.labels(result.payment.currency).inc(result.payment.amount_minor)
+    if result.settled is Settled.REFUNDED:
+        raise HoldExpired(
+            f"The hold of booking {result.booking.reference} expired and its seats were "
+            "taken; the payment was refunded.",
+            payment_id=str(result.payment.id),
+        )
+    if result.reused:
+        response.status_code = 200
+    response.headers["Location"] = f"/v1/bookings/{booking_id}/payments"
+    return PaymentPublic(
+        **payment_summary(result.payment).model_dump(),
+        checkout=dict(result.checkout),
+        booking=booking_public(result.booking),
+    )
+
+
+@router.get(
+    "/{booking_id}/payments",
+    dependencies=[READ],  # type: ignore[list-item]
+    responses=problem_responses(404),
+)
+def list_payments(booking_id: uuid.UUID, session: SessionDep) -> list[PaymentSummary]:
+    """Every payment attempt of a booking, oldest first."""
+    public = [payment_summary(p) for p in payments.payments_of(session, booking_id)]
+    session.rollback()
     return public
 
 
-@router.post("/{booking_id}/cancel", dependencies=[WRITE])  # type: ignore[list-item]
-def cancel_booking(booking_id: uuid.UUID, session: SessionDep) -> BookingPublic:
-    """Cancel a booking; its seats return to sale at once."""
-    public = booking_public(holds.cancel_booking(session, booking_id))
+@router.post(
+    "/{booking_id}/cancel",
+    dependencies=[WRITE],  # type: ignore[list-item]
+    responses=problem_responses(400, 404, 409, 503),
+)
+def cancel_booking(
+    booking_id: uuid.UUID, session: SessionDep, settings: SettingsDep, cache: SeatCacheDep
+) -> BookingPublic:
+    """Cancel a booking; its seats return to sale at once, a paid one is refunded.
+
+    A confirmed booking can be cancelled until `cancel_cutoff_minutes` before the showtime.
+    """
+    booking, changes = payments.cancel_booking(session, booking_id, settings.cancel_cutoff_minutes)
     session.commit()
+    cache.mark(booking.showtime_id, changes)
     CANCELLATIONS.inc()
-    return public
+    return booking_public(booking)

@@ -1,0 +1,41 @@
+"""Payment provider callbacks: authenticated by their signature, not an API key."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from boxoffice_booking import payments
+from boxoffice_booking.deps import SeatCacheDep, SessionDep
+from boxoffice_booking.problems import problem_responses
+
+router = APIRouter(prefix="/v1/payments", tags=["payments"])
+
+
+class WebhookAck(BaseModel):
+    status: Literal["processed", "duplicate", "ignored"]
+
+
+@router.post("/webhooks/{provider}", responses=problem_responses(400, 401, 422, 503, common=()))
+async def receive_webhook(
+    provider: str, request: Request, session: SessionDep, cache: SeatCacheDep
+) -> WebhookAck:
+    """Verify the signature over the raw body, then apply the event once per event id.
+
+    Unknown events are acknowledged and ignored, so the provider stops resending them.
+    """
+    body = await request.body()
+    headers = dict(request.headers)
+
+    def apply() -> payments.WebhookResult:
+        result = payments.handle_webhook(session, provider, body, headers)
+        session.commit()
+        return result
+
+    result = await run_in_threadpool(apply)
+    if result.showtime_id is not None:
+        cache.mark(result.showtime_id, result.seat_changes)
+    return WebhookAck(status=result.status)

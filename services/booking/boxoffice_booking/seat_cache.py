@@ -1,0 +1,243 @@
+"""The Redis seat-state cache: fast availability reads, and losers turned away early.
+
+PostgreSQL stays the only arbiter: a hold the cache lets through still has to win the
+conditional UPDATE, and a cache that is flushed, stale or down only costs speed. Entries are
+`a` (available), `b` (blocked), `s` (sold) or `h:<expiry epoch ms>` (held until then), so a
+lapsed hold reads as free without anyone touching the cache.
+
+A rebuild reads the database and writes the hash only if no seat changed meanwhile (a
+generation counter every change bumps), so a slow rebuild never overwrites a newer change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from boxoffice_db.models import Seat, SeatState, Showtime, ShowtimePrice, ShowtimeSeat
+from prometheus_client import Counter
+from redis import Redis, RedisError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+CACHE_READS = Counter(
+    "boxoffice_seat_cache_reads_total", "Seat-state cache lookups by result", ["result"]
+)
+
+# KEYS: states, ready, generation; ARGV: ttl, then label/state pairs
+_MARK = """
+redis.call('INCR', KEYS[3])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 1
+"""
+# KEYS: states, ready, generation; ARGV: expected generation, ttl, then label/state pairs
+_FILL = """
+if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class SeatLayout:
+    """What never changes for a showtime: its seats, rows, categories and prices."""
+
+    showtime_id: str
+    film_title: str
+    starts_at: str
+    currency: str
+    seats: list[dict[str, Any]]
+
+
+def encode_state(state: SeatState, hold_expires_at: datetime | None) -> str:
+    if state is SeatState.HELD and hold_expires_at is not None:
+        return f"h:{int(hold_expires_at.timestamp() * 1000)}"
+    return {SeatState.AVAILABLE: "a", SeatState.BLOCKED: "b", SeatState.SOLD: "s"}.get(state, "a")
+
+
+def decode_state(value: str | None, now_ms: int) -> str | None:
+    """The public status of a cached entry; a lapsed hold is available (None: not cached)."""
+    if value is None:
+        return None
+    if value.startswith("h:"):
+        return "held" if int(value[2:]) > now_ms else "available"
+    return {"a": "available", "b": "blocked", "s": "sold"}.get(value)
+
+
+class SeatCache:
+    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+        self.redis = redis
+        self.ttl = ttl_seconds
+        self._mark = redis.register_script(_MARK)
+        self._fill = redis.register_script(_FILL)
+
+    @staticmethod
+    def _keys(showtime_id: uuid.UUID | str) -> list[str]:
+        base = f"boxoffice:seats:{showtime_id}"
+        return [base, base + ":ready", base + ":gen"]
+
+    def taken(self, showtime_id: uuid.UUID, labels: Iterable[str]) -> list[str] | None:
+        """Seats the cache knows are held or sold; None when the cache cannot say."""
+        labels = list(labels)
+        states, ready, _ = self._keys(showtime_id)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(ready)
+            pipe.hmget(states, labels)
+            is_ready, values = pipe.execute()
+        except RedisError as exc:
+            log.warning("seat cache unavailable: %r", exc)
+            CACHE_READS.labels("error").inc()
+            return None
+        if not is_ready:
+            CACHE_READS.labels("miss").inc()
+            return None
+        CACHE_READS.labels("hit").inc()
+        now_ms = int(time.time() * 1000)
+        return sorted(
+            label
+            for label, value in zip(labels, values, strict=True)
+            if decode_state(_text(value), now_ms) in ("held", "sold")
+        )
+
+    def mark(self, showtime_id: uuid.UUID, changes: Mapping[str, str]) -> None:
+        """Record seat changes after they committed; a failure only makes the cache miss."""
+        states, ready, gen = self._keys(showtime_id)
+        args: list[str | int] = [self.ttl]
+        for label, state in changes.items():
+            args += [label, state]
+        try:
+            self._mark(keys=[states, ready, gen], args=args)
+        except RedisError as exc:
+            log.warning("seat cache update failed, dropping it: %r", exc)
+            # An unreachable Redis has no ready marker to trust either.
+            with contextlib.suppress(RedisError):
+                self.redis.delete(ready)
+
+    def states(self, showtime_id: uuid.UUID) -> dict[str, str] | None:
+        """Every seat's public status from the cache, or None if it is not ready."""
+        states, ready, _ = self._keys(showtime_id)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(ready)
+            pipe.hgetall(states)
+            is_ready, values = pipe.execute()
+        except RedisError as exc:
+            log.warning("seat cache unavailable: %r", exc)
+            CACHE_READS.labels("error").inc()
+            return None
+        if not is_ready:
+            CACHE_READS.labels("miss").inc()
+            return None
+        CACHE_READS.labels("hit").inc()
+        now_ms = int(time.time() * 1000)
+        decoded = {_text(k) or "": decode_state(_text(v), now_ms) for k, v in values.items()}
+        return {k: v for k, v in decoded.items() if v is not None}
+
+    def rebuild(self, session: Session, showtime_id: uuid.UUID) -> dict[str, str]:
+        """Read every seat's state from PostgreSQL, refill the cache, return public statuses."""
+        states, ready, gen = self._keys(showtime_id)
+        try:
+            generation = _text(self.redis.get(gen)) or "0"
+        except RedisError:
+            generation = None
+        rows = session.execute(
+            select(
+                ShowtimeSeat.label,
+                ShowtimeSeat.state,
+                ShowtimeSeat.hold_expires_at,
+            ).where(ShowtimeSeat.showtime_id == showtime_id)
+        ).all()
+        encoded = {r.label: encode_state(r.state, r.hold_expires_at) for r in rows}
+        if generation is not None and encoded:
+            args: list[str | int] = [generation, self.ttl]
+            for label, state in encoded.items():
+                args += [label, state]
+            try:
+                self._fill(keys=[states, ready, gen], args=args)
+            except RedisError as exc:
+                log.warning("seat cache rebuild failed: %r", exc)
+        now_ms = int(time.time() * 1000)
+        return {label: decode_state(v, now_ms) or "available" for label, v in encoded.items()}
+
+    def rebuild_soon(self, session: Session, showtime_id: uuid.UUID) -> None:
+        """Refill a cold cache, by one process at a time, so later losers are turned away."""
+        try:
+            won = self.redis.set(f"boxoffice:seats:{showtime_id}:filling", "1", nx=True, ex=2)
+        except RedisError:
+            return
+        if won:
+            self.rebuild(session, showtime_id)
+
+    def layout(self, session: Session, showtime_id: uuid.UUID) -> SeatLayout | None:
+        """The showtime's seats and prices, cached for an hour (they never change)."""
+        key = f"boxoffice:layout:{showtime_id}"
+        try:
+            cached = self.redis.get(key)
+        except RedisError:
+            cached = None
+        if cached is not None:
+            return SeatLayout(**json.loads(cached))
+        showtime = session.get(Showtime, showtime_id)
+        if showtime is None:
+            return None
+        rows = session.execute(
+            select(
+                ShowtimeSeat.label,
+                Seat.row_label,
+                Seat.number,
+                ShowtimeSeat.category,
+                ShowtimePrice.amount_minor,
+                Seat.aisle_after,
+                Seat.accessible,
+            )
+            .join(Seat, Seat.id == ShowtimeSeat.seat_id)
+            .outerjoin(
+                ShowtimePrice,
+                (ShowtimePrice.showtime_id == ShowtimeSeat.showtime_id)
+                & (ShowtimePrice.category == ShowtimeSeat.category),
+            )
+            .where(ShowtimeSeat.showtime_id == showtime_id)
+            .order_by(func.length(Seat.row_label), Seat.row_label, Seat.number)
+        ).all()
+        layout = SeatLayout(
+            showtime_id=str(showtime.id),
+            film_title=showtime.film_title,
+            starts_at=showtime.starts_at.isoformat(),
+            currency=showtime.currency,
+            seats=[
+                {
+                    "label": r.label,
+                    "row": r.row_label,
+                    "number": r.number,
+                    "category": r.category,
+                    "price_minor": r.amount_minor,
+                    "aisle_after": r.aisle_after,
+                    "accessible": r.accessible,
+                }
+                for r in rows
+            ],
+        )
+        with contextlib.suppress(RedisError):  # the next read builds it again
+            self.redis.set(key, json.dumps(layout.__dict__), ex=3600)
+        return layout
+
+
+def _text(value: bytes | str | None) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
