@@ -48,6 +48,20 @@ ALL_FEATURES: Values = {
         "networkPolicyPeers": [{"ipBlock": {"cidr": "203.0.113.0/24"}}],
     },
     "apiKey": {"existingSecret": "boxoffice-api-key"},
+    "config": {
+        "cancelCutoffMinutes": 60,
+        "seatCacheTtlSeconds": 120,
+        "idempotencyTtlSeconds": 3600,
+        "rateLimit": {"requests": 1200, "windowSeconds": 30},
+    },
+    "payments": {
+        "timeoutSeconds": 5,
+        "razorpay": {
+            "keyId": "rzp_live_0123456789abcd",
+            "existingSecret": "boxoffice-razorpay",
+            "networkPolicyPeers": [{"ipBlock": {"cidr": "198.51.100.0/24"}}],
+        },
+    },
     "booking": {
         "autoscaling": {"enabled": True},
         "service": {"type": "LoadBalancer"},

@@ -156,6 +156,24 @@ hook runs before the chart's own Secret exists, so an inline URL comes from the 
       name: {{ default (include "boxoffice.secretName" $root) $v.sms.existingSecret }}
       key: {{ ternary $v.sms.existingSecretKey "SMS_GATEWAY_TOKEN" (ne $v.sms.existingSecret "") }}
 {{- end }}
+{{- /* Only the API and the reaper talk to the payment provider; only the API takes its webhooks. */}}
+{{- if and (include "boxoffice.razorpay.enabled" $root) (has .component (list "booking-api" "reaper")) }}
+{{- $rzp := $v.payments.razorpay }}
+- name: BOXOFFICE_RAZORPAY_KEY_ID
+  value: {{ $rzp.keyId | quote }}
+- name: BOXOFFICE_RAZORPAY_KEY_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (include "boxoffice.secretName" $root) $rzp.existingSecret }}
+      key: {{ ternary $rzp.existingSecretKeySecretKey "RAZORPAY_KEY_SECRET" (ne $rzp.existingSecret "") }}
+{{- if and (eq .component "booking-api") (or $rzp.webhookSecret $rzp.existingSecret) }}
+- name: BOXOFFICE_RAZORPAY_WEBHOOK_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (include "boxoffice.secretName" $root) $rzp.existingSecret }}
+      key: {{ ternary $rzp.existingSecretWebhookSecretKey "RAZORPAY_WEBHOOK_SECRET" (ne $rzp.existingSecret "") }}
+{{- end }}
+{{- end }}
 - name: BOXOFFICE_SERVICE_NAME
   value: {{ .component | quote }}
 {{- with .extra }}
@@ -313,4 +331,20 @@ replicas: {{ .values.replicas }}
 {{- index $cache "_generated" }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+"true" when Razorpay is configured (a key id and its secret), "" when it is off. Half a
+configuration fails the render: the provider would otherwise be off without a word.
+*/}}
+{{- define "boxoffice.razorpay.enabled" -}}
+{{- $rzp := .Values.payments.razorpay }}
+{{- $secret := or $rzp.keySecret $rzp.existingSecret }}
+{{- if and $rzp.keyId (not $secret) }}
+{{- fail "payments.razorpay.keyId is set but its secret is not: set payments.razorpay.existingSecret (or keySecret)" }}
+{{- end }}
+{{- if and $secret (not $rzp.keyId) }}
+{{- fail "payments.razorpay: a key secret is given but no keyId" }}
+{{- end }}
+{{- if $rzp.keyId }}true{{ end }}
 {{- end }}

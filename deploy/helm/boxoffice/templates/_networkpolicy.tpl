@@ -106,3 +106,17 @@ spec:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end }}
+
+{{- define "boxoffice.np.paymentProviderEgress" -}}
+{{- if include "boxoffice.razorpay.enabled" . }}
+# The payment provider (Razorpay's API).
+- ports:
+    {{- range .Values.payments.razorpay.ports }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+  {{- with .Values.payments.razorpay.networkPolicyPeers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
