@@ -128,6 +128,19 @@ def test_the_chart_defaults_are_the_settings_defaults() -> None:
         assert getattr(settings, field) == defaults[field].default, field
 
 
+def test_the_reapers_payment_checks_are_timed_by_the_values() -> None:
+    values = merge(
+        CONNECTIONS,
+        {"config": {"reaperPaymentRecheckSeconds": 2.5, "reaperPaymentGraceSeconds": 0}},
+    )
+    settings = settings_from(render(values), "reaper")
+    assert settings.reaper_payment_recheck_seconds == 2.5
+    assert settings.reaper_payment_grace_seconds == 0
+    defaults = settings_from(render(CONNECTIONS), "reaper")
+    assert defaults.reaper_payment_recheck_seconds == 10
+    assert defaults.reaper_payment_grace_seconds == 900
+
+
 def test_production_accepts_no_payment_provider_by_default() -> None:
     rendered = render(CONNECTIONS)
     for component in ("booking", "reaper"):
@@ -286,6 +299,8 @@ def test_the_provider_is_reached_on_https_only_while_razorpay_is_on() -> None:
         {"config": {"rateLimit": {"windowSeconds": 0}}},
         {"config": {"rateLimit": {"window": 60}}},
         {"config": {"holdTtlSeconds": 0}},
+        {"config": {"reaperPaymentRecheckSeconds": 0}},
+        {"config": {"reaperPaymentGraceSeconds": -1}},
         {"config": {"maxSeatsPerHold": 0}},
         {"payments": {"testProviderEnabled": "yes"}},
         {"payments": {"timeoutSeconds": 0}},
@@ -304,6 +319,8 @@ def test_the_provider_is_reached_on_https_only_while_razorpay_is_on() -> None:
         "zero-window",
         "rate-limit-typo",
         "zero-hold-ttl",
+        "zero-recheck",
+        "negative-grace",
         "zero-seats",
         "flag-not-bool",
         "zero-timeout",
