@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import logging
-import smtplib
 import uuid
-from typing import Any
+from functools import partial
 
 from boxoffice_contracts.envelope import MalformedMessage, parse_envelope
 from boxoffice_db.engine import session_scope
 from boxoffice_messaging.inbox import deliver_once
+from boxoffice_messaging.reliable import reliable_task
 from boxoffice_messaging.routes import (
     TASK_SEND_BOOKING_CANCELLED,
     TASK_SEND_BOOKING_CONFIRMATION,
     TASK_SEND_HOLD_EXPIRED,
 )
 from boxoffice_settings import get_settings
-from celery import Celery, Task
-from celery.exceptions import Reject
+from celery import Celery
 
 from boxoffice_notifier.details import load_booking_details
 from boxoffice_notifier.email import render_email, send_email
 
 log = logging.getLogger(__name__)
-
-TRANSIENT = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError, TimeoutError)
 
 
 def send_booking_email(kind: str, message: object) -> bool:
@@ -49,24 +46,14 @@ def send_booking_email(kind: str, message: object) -> bool:
 
 
 def register_tasks(app: Celery) -> None:
-    """Bind the notifier's tasks to `app` under their contract names."""
+    """Bind the notifier's tasks to `app` under their contract names.
+
+    ReliableTask retries SMTP and database outages with backoff and dead-letters malformed
+    messages (and messages that run out of retries) to the notifier's dead-letter queue.
+    """
 
     def email_task(name: str, kind: str) -> None:
-        @app.task(
-            name=name,
-            bind=True,
-            autoretry_for=TRANSIENT,
-            retry_backoff=2,
-            retry_backoff_max=300,
-            retry_jitter=True,
-            max_retries=12,
-        )
-        def task(self: Task[Any, Any], message: object) -> bool:
-            try:
-                return send_booking_email(kind, message)
-            except MalformedMessage as exc:
-                log.error("rejecting malformed message: %s", exc)
-                raise Reject(str(exc), requeue=False) from exc
+        reliable_task(app, name, service="notifier")(partial(send_booking_email, kind))
 
     email_task(TASK_SEND_BOOKING_CONFIRMATION, "booking_confirmed")
     email_task(TASK_SEND_HOLD_EXPIRED, "hold_expired")
