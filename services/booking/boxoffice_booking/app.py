@@ -12,7 +12,7 @@ from prometheus_client import make_asgi_app
 
 from boxoffice_booking.auth import SCOPES, create_api_key
 from boxoffice_booking.problems import install_problem_handlers
-from boxoffice_booking.routes import bookings, health, showtimes
+from boxoffice_booking.routes import bookings, health, showtimes, tasks
 
 
 def seed_bootstrap_key() -> None:
@@ -40,5 +40,6 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(showtimes.router)
     app.include_router(bookings.router)
+    app.include_router(tasks.router)
     app.mount("/metrics", make_asgi_app())
     return app
