@@ -8,7 +8,7 @@ from functools import partial
 
 from boxoffice_contracts.envelope import MalformedMessage, parse_envelope
 from boxoffice_db.engine import session_scope
-from boxoffice_messaging.inbox import deliver_once
+from boxoffice_messaging.inbox import send_once
 from boxoffice_messaging.reliable import reliable_task
 from boxoffice_messaging.routes import (
     TASK_SEND_BOOKING_CANCELLED,
@@ -31,12 +31,10 @@ def send_booking_email(kind: str, message: object) -> bool:
     settings = get_settings()
     with session_scope() as session:
         details = load_booking_details(session, booking_id)
-        if details is None:
-            raise MalformedMessage(f"event {envelope.event_id} names unknown booking {booking_id}")
-        email = render_email(kind, details, envelope.event_id, settings.mail_from)
-        sent = deliver_once(
-            session, uuid.UUID(envelope.event_id), "email", lambda: send_email(settings, email)
-        )
+    if details is None:
+        raise MalformedMessage(f"event {envelope.event_id} names unknown booking {booking_id}")
+    email = render_email(kind, details, envelope.event_id, settings.mail_from)
+    sent = send_once(uuid.UUID(envelope.event_id), "email", lambda: send_email(settings, email))
     log.info(
         "email %s",
         "sent" if sent else "already sent",
