@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from boxoffice.booking.v1 import events_pb2
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def clean_outbox(stack: Stack) -> Iterator[None]:
+def clean_outbox(stack: Stack) -> None:
     """Mark what other tests left as sent, so each test sees only its own events."""
     with session_scope() as session:
         session.execute(
@@ -36,7 +35,6 @@ def clean_outbox(stack: Stack) -> Iterator[None]:
             .where(OutboxEvent.published_at.is_(None))
             .values(published_at=OutboxEvent.created_at)
         )
-    yield
 
 
 def stage(event_type: str, aggregate: uuid.UUID) -> uuid.UUID:
