@@ -46,6 +46,9 @@ class ReliableTask(Task):  # type: ignore[type-arg]
     transient_errors: tuple[type[BaseException], ...] = ()
     classifier: Classifier | None = None
     track_status: bool = True
+    # Celery's own limit (3 by default) would raise the error instead of retrying; the
+    # RetryPolicy decides when to stop.
+    max_retries = None
     # False for periodic jobs whose next run redoes the work: a failure is logged and
     # recorded as FAILURE, and there is no message worth keeping.
     dead_letter: bool = True
@@ -132,7 +135,7 @@ class ReliableTask(Task):  # type: ignore[type-arg]
         unacknowledged message comes back after the visibility timeout).
         """
         try:
-            raise self.retry(exc=exc, countdown=countdown, max_retries=None)
+            raise self.retry(exc=exc, countdown=countdown)
         except Reject as rejected:
             raise Reject(getattr(rejected, "reason", str(exc)), requeue=True) from exc
 
