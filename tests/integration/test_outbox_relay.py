@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 from boxoffice.booking.v1 import events_pb2
@@ -15,10 +17,11 @@ from boxoffice_devstack.servers import RedisServer
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.outbox import add_event, outbox_backlog, publish_pending, task_id_for
 from boxoffice_messaging.queues import queue_lengths
+from boxoffice_messaging.redelivery import redeliver_lost
 from boxoffice_messaging.routes import EVENT_ROUTES, QUEUE_EMAIL
 from boxoffice_settings import get_settings
 from redis import Redis
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from tests.support.processes import wait_until
 from tests.support.stack import Stack
@@ -159,3 +162,47 @@ def test_backlog_gauges_report_unsent_rows_and_the_oldest_age(clean_outbox: None
     refresh_backlog_gauges()
     assert BACKLOG._value.get() == 0
     assert OLDEST_AGE._value.get() == 0
+
+
+def test_a_delivery_lost_in_redis_is_sent_again_once_its_queue_is_empty(
+    stack: Stack, clean_outbox: None
+) -> None:
+    redis = RedisServer(stack.var / "redelivery-redis").start()
+    app = create_celery_app(
+        "test-relay", get_settings().model_copy(update={"redis_url": redis.url})
+    )
+    try:
+        client = Redis.from_url(redis.url)
+        event_id = stage("booking.confirmed", uuid.uuid4())
+        with session_scope() as session:
+            publish_pending(session, app, batch_size=100)
+        route = EVENT_ROUTES["booking.confirmed"][0]
+        task_id = task_id_for(event_id, route)
+        # The message vanishes (a worker killed between BRPOP and recording it as unacked).
+        client.delete(QUEUE_EMAIL)
+        with session_scope() as session:
+            assert redeliver_lost(session, app, client, timedelta(minutes=5)) == 0, "too fresh"
+            session.execute(
+                update(TaskRecord)
+                .where(TaskRecord.id == task_id)
+                .values(
+                    created_at=func.now() - timedelta(minutes=10),
+                    updated_at=func.now() - timedelta(minutes=10),
+                )
+            )
+        # Something else waits in the queue: the delivery may be behind it, so not yet.
+        client.lpush(QUEUE_EMAIL, "placeholder")
+        with session_scope() as session:
+            assert redeliver_lost(session, app, client, timedelta(minutes=5)) == 0
+        client.delete(QUEUE_EMAIL)
+        with session_scope() as session:
+            assert redeliver_lost(session, app, client, timedelta(minutes=5)) == 1
+        [raw] = client.lrange(QUEUE_EMAIL, 0, -1)
+        message = json.loads(raw)
+        assert message["headers"]["id"] == task_id
+        assert message["headers"]["task"] == route.task
+        with session_scope() as session:
+            # Stamped: the next check does not send it again straight away.
+            assert redeliver_lost(session, app, client, timedelta(minutes=5)) == 0
+    finally:
+        redis.stop()

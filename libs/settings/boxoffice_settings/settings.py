@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=200, ge=1)
     relay_poll_interval_seconds: float = Field(default=0.05, gt=0)
     relay_backoff_max_seconds: float = Field(default=30.0, gt=0)
+    # A delivery still PENDING this long after publishing, with its queue empty, was lost
+    # in Redis and is sent again (consumers are idempotent).
+    relay_redeliver_after_seconds: float = Field(default=600.0, gt=0)
+    relay_redeliver_check_seconds: float = Field(default=10.0, gt=0)
 
     # Reaper and scheduler
     reaper_batch_size: int = Field(default=500, ge=1)

@@ -2,7 +2,8 @@
 
 Run as many replicas as you like: they share the backlog through SKIP LOCKED and keep each
 booking's events in order. When Redis or PostgreSQL is down the relay waits with
-exponential backoff and jitter and tries again; unsent rows simply stay unsent.
+exponential backoff and jitter and tries again; unsent rows simply stay unsent. It also
+re-sends deliveries that Redis lost after publishing (see boxoffice_messaging.redelivery).
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ import logging
 import signal
 import threading
 import time
+from datetime import timedelta
 from types import FrameType
 
 from boxoffice_db.engine import session_scope
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.outbox import outbox_backlog, publish_pending
+from boxoffice_messaging.redelivery import redeliver_lost
 from boxoffice_messaging.retry import RetryPolicy
 from boxoffice_settings import Settings, get_settings
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.metrics import serve_metrics
 from prometheus_client import Gauge
+from redis import Redis
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +64,20 @@ def run_relay(stop: threading.Event, settings: Settings | None = None) -> None:
     backoff = RetryPolicy(
         max_retries=0, base_seconds=0.2, cap_seconds=settings.relay_backoff_max_seconds
     )
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    redeliver_after = timedelta(seconds=settings.relay_redeliver_after_seconds)
     failures = 0
     next_gauges = 0.0
+    next_redelivery = time.monotonic() + settings.relay_redeliver_check_seconds
     while not stop.is_set():
         try:
             if time.monotonic() >= next_gauges:
                 refresh_backlog_gauges()
                 next_gauges = time.monotonic() + BACKLOG_INTERVAL_SECONDS
+            if time.monotonic() >= next_redelivery:
+                with session_scope() as session:
+                    redeliver_lost(session, app, redis, redeliver_after)
+                next_redelivery = time.monotonic() + settings.relay_redeliver_check_seconds
             with session_scope() as session:
                 examined = publish_pending(session, app, settings.relay_batch_size)
         except Exception as exc:
