@@ -30,6 +30,11 @@ run: install ## start every service locally on embedded PostgreSQL and Redis (Ct
 test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis, workers)
 	$(PY) pytest tests
 
+.PHONY: chaos
+chaos: install ## the full chaos test: 2,000 bookings while processes are killed and restarted
+	CHAOS_BOOKINGS=$${CHAOS_BOOKINGS:-2000} CHAOS_KILLS=$${CHAOS_KILLS:-3} \
+		$(PY) pytest tests/e2e/test_chaos.py -s -p no:cacheprovider -o timeout=3600
+
 .PHONY: lint
 lint: install ## ruff and mypy --strict
 	$(PY) ruff check .
