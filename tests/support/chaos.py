@@ -135,7 +135,7 @@ class ChaosSystem:
             BOXOFFICE_RELAY_REDELIVER_AFTER_SECONDS="15",
             BOXOFFICE_RELAY_REDELIVER_CHECK_SECONDS="2",
             BOXOFFICE_WORKER_CONCURRENCY="4",
-            BOXOFFICE_LOG_LEVEL="WARNING",
+            BOXOFFICE_LOG_LEVEL="INFO",
         )
         modules = {
             "relay-1": "boxoffice_booking.relay",
@@ -161,9 +161,9 @@ class ChaosSystem:
         for process in self.processes.values():
             process.start()
         for port in self.ports:
-            wait_for_http(f"http://127.0.0.1:{port}/readyz", timeout=120)
-        self.processes["notifier"].wait_for_log("ready.", timeout=120)
-        self.processes["reaper"].wait_for_log("ready.", timeout=120)
+            wait_for_http(f"http://127.0.0.1:{port}/readyz", timeout=300)
+        self.processes["notifier"].wait_for_log("ready.", timeout=300)
+        self.processes["reaper"].wait_for_log("ready.", timeout=300)
 
     def stop(self) -> None:
         for process in self.processes.values():
