@@ -76,6 +76,8 @@ class ChaosReport:
     dead_letters_not_poisoned: int = 0
     poisoned_not_dead_lettered: int = 0
     dead_letter_reasons: list[str] = field(default_factory=list)
+    duplicated_event_ids: list[str] = field(default_factory=list)
+    missing_event_ids: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def render(self) -> str:
@@ -100,6 +102,8 @@ class ChaosReport:
         ):
             lines.append(f"  {name}: {getattr(self, name)}")
         lines += [f"  dead letter: {r}" for r in self.dead_letter_reasons]
+        lines += [f"  emailed twice: event {e}" for e in self.duplicated_event_ids]
+        lines += [f"  never emailed: event {e}" for e in self.missing_event_ids]
         return "\n".join(lines)
 
 
@@ -496,7 +500,9 @@ def count(system: ChaosSystem, report: ChaosReport) -> None:
     report.events_needing_email = len(expected)
     report.emails_received = sum(mailed.values())
     report.events_without_email = len(expected - set(mailed))
-    report.events_with_duplicate_emails = sum(1 for e in expected if mailed[e] > 1)
+    report.duplicated_event_ids = sorted(e for e in expected if mailed[e] > 1)
+    report.missing_event_ids = sorted(expected - set(mailed))
+    report.events_with_duplicate_emails = len(report.duplicated_event_ids)
     confirmation_emails: Counter[str] = Counter()
     for event_id, aggregate in confirmation_events.items():
         confirmation_emails[aggregate] += mailed[event_id]
