@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -88,13 +89,23 @@ def _upsert(task_id: str, name: str, insert_values: dict[str, Any], **changes: A
         session.execute(statement)
 
 
+# A write that fails on a connection PostgreSQL dropped (a restart) succeeds on a fresh one:
+# a couple of quick retries keep the status right without holding a task up for long.
+STATUS_WRITE_PAUSES = (0.2, 0.5)
+
+
 def _best_effort(what: str, task_id: str | None, write: Any, *args: Any, **kwargs: Any) -> None:
     if not task_id:
         return
-    try:
-        write(*args, **kwargs)
-    except Exception as exc:
-        log.warning("could not record task %s: %s", what, exc, extra={"task_id": task_id})
+    for pause in (*STATUS_WRITE_PAUSES, None):
+        try:
+            write(*args, **kwargs)
+            return
+        except Exception as exc:
+            if pause is None:
+                log.warning("could not record task %s: %s", what, exc, extra={"task_id": task_id})
+                return
+            time.sleep(pause)
 
 
 def record_published(
