@@ -17,6 +17,7 @@ from types import FrameType
 
 from boxoffice_db.engine import session_scope
 from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_messaging.dead_letters import count_dead_letters
 from boxoffice_messaging.outbox import outbox_backlog, publish_pending
 from boxoffice_messaging.redelivery import redeliver_lost
 from boxoffice_messaging.retry import RetryPolicy
@@ -32,17 +33,24 @@ BACKLOG = Gauge("boxoffice_outbox_backlog", "Outbox events not yet published")
 OLDEST_AGE = Gauge(
     "boxoffice_outbox_oldest_unsent_age_seconds", "Age of the oldest unpublished outbox event"
 )
+DEAD_LETTERS = Gauge(
+    "boxoffice_dead_letters", "Dead letters waiting for an operator, by service", ["service"]
+)
 RELAY_UP = Gauge("boxoffice_outbox_relay_healthy", "1 while the relay can publish, 0 in backoff")
 
-# The backlog query counts rows: once a second is plenty for a gauge.
+# The gauges' queries count rows: once a second is plenty.
 BACKLOG_INTERVAL_SECONDS = 1.0
 
 
 def refresh_backlog_gauges() -> None:
     with session_scope() as session:
         backlog = outbox_backlog(session)
+        letters = count_dead_letters(session)
     BACKLOG.set(backlog.unsent)
     OLDEST_AGE.set(backlog.oldest_age_seconds)
+    # Every known service gets a sample, so "dead letters present" alerts can see a zero.
+    for service in {"notifier", "reaper", *letters}:
+        DEAD_LETTERS.labels(service).set(letters.get(service, 0))
 
 
 def run_relay(stop: threading.Event, settings: Settings | None = None) -> None:
