@@ -160,7 +160,9 @@ def test_backlog_gauges_report_unsent_rows_and_the_oldest_age(clean_outbox: None
     assert OLDEST_AGE._value.get() >= 1.0
     with session_scope() as session:
         letters = count_dead_letters(session)
-    notifier_letters = REGISTRY.get_sample_value("boxoffice_dead_letters", {"service": "notifier"})
+    notifier_letters = REGISTRY.get_sample_value(
+        "boxoffice_dead_letter_queue_size", {"service": "notifier"}
+    )
     assert notifier_letters == letters.get("notifier", 0)
     with session_scope() as session:
         assert outbox_backlog(session).unsent == 2

@@ -34,7 +34,7 @@ OLDEST_AGE = Gauge(
     "boxoffice_outbox_oldest_unsent_age_seconds", "Age of the oldest unpublished outbox event"
 )
 DEAD_LETTERS = Gauge(
-    "boxoffice_dead_letters", "Dead letters waiting for an operator, by service", ["service"]
+    "boxoffice_dead_letter_queue_size", "Dead letters waiting for an operator", ["service"]
 )
 RELAY_UP = Gauge("boxoffice_outbox_relay_healthy", "1 while the relay can publish, 0 in backoff")
 
