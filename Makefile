@@ -3,6 +3,9 @@ SHELL := /bin/bash
 UV ?= uv
 PY := $(UV) run --frozen
 PROTO_OUT := libs/contracts
+IMAGE ?= boxoffice/boxoffice
+TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+CHART := deploy/helm/boxoffice
 
 .DEFAULT_GOAL := help
 
@@ -34,6 +37,20 @@ test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis,
 chaos: install ## the full chaos test: 2,000 bookings while processes are killed and restarted
 	CHAOS_BOOKINGS=$${CHAOS_BOOKINGS:-2000} CHAOS_KILLS=$${CHAOS_KILLS:-3} \
 		$(PY) pytest tests/e2e/test_chaos.py -s -p no:cacheprovider -o timeout=3600
+
+.PHONY: helm-test
+helm-test: install ## the chart's tests alone: Helm render, kubernetes-validate, helm lint, schema, checkov
+	$(PY) pytest tests/helm -q
+
+.PHONY: helm-schemas
+helm-schemas: ## regenerate the CRD JSON schemas (ServiceMonitor, PodMonitor, PrometheusRule, ScaledObject)
+	$(UV) run --project tests/helm/tools --frozen python tests/helm/generate_crd_schemas.py
+
+.PHONY: image
+image: ## build the one service image with Docker: make image IMAGE=registry/boxoffice TAG=1.0.0
+	@command -v docker >/dev/null || { echo "make image needs a Docker engine (the docker CLI)"; exit 1; }
+	docker build --pull -t $(IMAGE):$(TAG) .
+	@echo "built $(IMAGE):$(TAG); deploy it with: helm upgrade --install boxoffice $(CHART) --set image.repository=$(IMAGE) --set image.tag=$(TAG)"
 
 .PHONY: lint
 lint: install ## ruff and mypy --strict

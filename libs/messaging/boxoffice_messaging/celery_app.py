@@ -6,6 +6,7 @@ from boxoffice_settings import Settings
 from celery import Celery
 from kombu import Queue
 
+from boxoffice_messaging.liveness import install_liveness_file
 from boxoffice_messaging.routes import QUEUE_EMAIL, QUEUE_REAPER, QUEUE_SMS
 
 
@@ -39,4 +40,8 @@ def create_celery_app(name: str, settings: Settings) -> Celery:
         enable_utc=True,
         timezone="UTC",
     )
+    if settings.worker_liveness_file:
+        install_liveness_file(
+            app, settings.worker_liveness_file, settings.worker_liveness_interval_seconds
+        )
     return app

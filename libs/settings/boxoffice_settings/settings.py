@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     celery_visibility_timeout_seconds: int = Field(default=1800, ge=5)
     worker_concurrency: int = Field(default=4, ge=1)
     worker_max_tasks_per_child: int = Field(default=10000, ge=1)
+    # A worker touches this file from its event loop while it consumes; empty = off. The
+    # Kubernetes liveness probe runs `python -m boxoffice_messaging.heartbeat` against it.
+    worker_liveness_file: str = ""
+    worker_liveness_interval_seconds: float = Field(default=5.0, gt=0)
 
     # Task retries: exponential backoff with jitter, capped well below the visibility timeout
     # (a retry is a countdown message, which Redis would redeliver if it outlived the timeout).

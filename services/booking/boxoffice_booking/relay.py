@@ -18,6 +18,7 @@ from types import FrameType
 from boxoffice_db.engine import session_scope
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.dead_letters import count_dead_letters
+from boxoffice_messaging.heartbeat import Heartbeat
 from boxoffice_messaging.outbox import outbox_backlog, publish_pending
 from boxoffice_messaging.redelivery import redeliver_lost
 from boxoffice_messaging.retry import RetryPolicy
@@ -77,7 +78,15 @@ def run_relay(stop: threading.Event, settings: Settings | None = None) -> None:
     failures = 0
     next_gauges = 0.0
     next_redelivery = time.monotonic() + settings.relay_redeliver_check_seconds
+    # The liveness probe checks this file: a relay whose loop hangs stops touching it.
+    heartbeat = (
+        Heartbeat(settings.worker_liveness_file, settings.worker_liveness_interval_seconds)
+        if settings.worker_liveness_file
+        else None
+    )
     while not stop.is_set():
+        if heartbeat is not None:
+            heartbeat.beat()
         try:
             if time.monotonic() >= next_gauges:
                 refresh_backlog_gauges()

@@ -1,0 +1,60 @@
+# One image for every Boxoffice service; the command selects which one runs:
+#   boxoffice-api | boxoffice-relay | boxoffice-notifier -Q notifier.email | boxoffice-reaper |
+#   boxoffice-scheduler | python -m boxoffice_db.migrate
+# Build with `make image`.
+
+# ---- build: resolve the locked dependencies into a virtualenv with uv ------------------------
+FROM python:3.11-slim-bookworm AS build
+ARG UV_VERSION=0.13.8
+RUN python -m pip install --no-cache-dir "uv==${UV_VERSION}"
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+WORKDIR /src
+# The lockfile and workspace manifests first, so the dependency layer is cached across code edits.
+COPY pyproject.toml uv.lock ./
+COPY libs/contracts/pyproject.toml libs/contracts/
+COPY libs/db/pyproject.toml libs/db/
+COPY libs/messaging/pyproject.toml libs/messaging/
+COPY libs/settings/pyproject.toml libs/settings/
+COPY libs/telemetry/pyproject.toml libs/telemetry/
+COPY services/booking/pyproject.toml services/booking/
+COPY services/notifier/pyproject.toml services/notifier/
+COPY services/reaper/pyproject.toml services/reaper/
+COPY services/scheduler/pyproject.toml services/scheduler/
+COPY tools/devstack/pyproject.toml tools/devstack/
+ENV SERVICES="boxoffice-booking boxoffice-notifier boxoffice-reaper boxoffice-scheduler"
+# Third-party dependencies of the four services only: no dev tools, no devstack (local PostgreSQL
+# and Redis wheels), no workspace code yet.
+RUN for service in $SERVICES; do \
+      uv sync --frozen --no-dev --inexact --no-install-workspace --package "$service" || exit 1; \
+    done
+COPY libs libs
+COPY services services
+COPY tools tools
+# The workspace packages themselves, as wheels (not editable: /src does not ship).
+RUN for service in $SERVICES; do \
+      uv sync --frozen --no-dev --inexact --no-editable --package "$service" || exit 1; \
+    done
+
+# ---- runtime: the virtualenv on a clean Python, as a non-root user ----------------------------
+FROM python:3.11-slim-bookworm AS runtime
+LABEL org.opencontainers.image.title="boxoffice" \
+      org.opencontainers.image.description="Boxoffice seat booking: API, relay, notifier, reaper, scheduler"
+RUN groupadd --gid 10001 boxoffice \
+ && useradd --uid 10001 --gid boxoffice --no-create-home --home-dir /tmp --shell /usr/sbin/nologin boxoffice
+COPY --from=build --chown=root:root /app/.venv /app/.venv
+ENV PATH="/app/.venv/bin:${PATH}" \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp \
+    BOXOFFICE_API_HOST=0.0.0.0 \
+    BOXOFFICE_SCHEDULER_STATE_DIR=/tmp/scheduler
+WORKDIR /tmp
+USER 10001:10001
+EXPOSE 8000 9100
+# No ENTRYPOINT wrapper: the service is PID 1 and receives SIGTERM itself (uvicorn drains
+# requests, Celery warm-shuts down, the relay finishes its batch). Override the command to pick
+# a service, e.g. `docker run boxoffice/boxoffice boxoffice-reaper`.
+CMD ["boxoffice-api"]
