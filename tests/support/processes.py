@@ -52,7 +52,7 @@ class ServiceProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def wait_for_log(self, needle: str, timeout: float = 30) -> None:
+    def wait_for_log(self, needle: str, timeout: float = 120) -> None:
         wait_until(lambda: needle in self.log(), timeout, f"{self.name}: {needle!r} in its log")
 
     def assert_running(self) -> None:
@@ -75,5 +75,6 @@ def wait_until(
         time.sleep(interval)
 
 
-def wait_for_http(url: str, timeout: float = 30) -> None:
+# Generous: on a shared 2-core machine a Python service can take a minute just to import.
+def wait_for_http(url: str, timeout: float = 120) -> None:
     wait_until(lambda: httpx.get(url, timeout=1).status_code == 200, timeout, url)
