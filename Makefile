@@ -26,8 +26,8 @@ proto: install ## regenerate the Python message code from proto/
 	find $(PROTO_OUT)/boxoffice -type d -exec touch {}/__init__.py \;
 
 .PHONY: run
-run: install ## start every service locally on embedded PostgreSQL and Redis (Ctrl-C stops all)
-	$(PY) boxoffice-dev run
+run: install ## start every service locally (FLOWER=1 adds Flower on :5555; Ctrl-C stops all)
+	$(PY) boxoffice-dev run $(if $(FLOWER),--flower)
 
 .PHONY: test
 test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis, workers)
@@ -37,6 +37,10 @@ test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis,
 chaos: install ## the full chaos test: 2,000 bookings while processes are killed and restarted
 	CHAOS_BOOKINGS=$${CHAOS_BOOKINGS:-2000} CHAOS_KILLS=$${CHAOS_KILLS:-3} \
 		$(PY) pytest tests/e2e/test_chaos.py -s -p no:cacheprovider -o timeout=3600
+
+.PHONY: dashboards
+dashboards: install ## rebuild the Grafana dashboards in deploy/helm/boxoffice/files/dashboards
+	$(PY) python scripts/build_dashboards.py
 
 .PHONY: helm-test
 helm-test: install ## the chart's tests alone: Helm render, kubernetes-validate, helm lint, schema, checkov
@@ -56,7 +60,7 @@ image: ## build the one service image with Docker: make image IMAGE=registry/box
 lint: install ## ruff and mypy --strict
 	$(PY) ruff check .
 	$(PY) ruff format --check .
-	$(PY) mypy libs services tools tests
+	$(PY) mypy libs services tools tests scripts
 
 .PHONY: format
 format: install ## format the code with ruff

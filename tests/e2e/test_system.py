@@ -54,9 +54,9 @@ def system(stack: Stack) -> Iterator[System]:
     }
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(base + "/readyz")
-        processes["notifier"].wait_for_log("ready.")
-        processes["reaper"].wait_for_log("ready.")
+        wait_for_http(base + "/readyz", timeout=240)
+        processes["notifier"].wait_for_log("ready.", timeout=240)
+        processes["reaper"].wait_for_log("ready.", timeout=240)
         client = httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
         )

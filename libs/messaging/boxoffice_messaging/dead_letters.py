@@ -19,8 +19,9 @@ from sqlalchemy import String, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+# Not "boxoffice_dead_letters_total": that would clash with the gauge boxoffice_dead_letters.
 DEAD_LETTERED = Counter(
-    "boxoffice_dead_letters_total",
+    "boxoffice_messages_dead_lettered_total",
     "Messages moved to a dead-letter queue, by task and error type",
     ["name", "error_type"],
 )

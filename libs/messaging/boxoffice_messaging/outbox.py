@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
 from boxoffice_contracts.envelope import to_json
 from boxoffice_db.models import OutboxEvent, TaskRecord, TaskStatus
+from boxoffice_telemetry.tracing import current_trace_context, span_from_carrier
 from celery import Celery
 from prometheus_client import Counter, Histogram
 from sqlalchemy import func, select, update
@@ -27,7 +28,13 @@ PUBLISH_LAG = Histogram(
 
 
 def add_event(session: Session, envelope: Envelope) -> None:
-    """Stage an event in the caller's transaction; it is sent only if that transaction commits."""
+    """Stage an event in the caller's transaction; it is sent only if that transaction commits.
+
+    The current trace context rides along in the envelope, so the relay and the consumer
+    continue the trace of the request (or task) that caused the event.
+    """
+    if not envelope.trace_context:
+        envelope.trace_context.update(current_trace_context())
     session.add(
         OutboxEvent(
             event_id=uuid.UUID(envelope.event_id),
@@ -87,9 +94,16 @@ def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
         return 0
     task_rows = []
     for row in ready:
+        with span_from_carrier(
+            f"outbox publish {row.event_type}",
+            row.payload.get("trace_context"),
+            attributes={"boxoffice.event_type": row.event_type},
+        ):
+            for route in EVENT_ROUTES.get(row.event_type, ()):
+                task_id = task_id_for(row.event_id, route)
+                app.send_task(route.task, args=[row.payload], queue=route.queue, task_id=task_id)
         for route in EVENT_ROUTES.get(row.event_type, ()):
             task_id = task_id_for(row.event_id, route)
-            app.send_task(route.task, args=[row.payload], queue=route.queue, task_id=task_id)
             task_rows.append(
                 {
                     "id": task_id,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from boxoffice_db.engine import session_scope
+from boxoffice_db.engine import get_engine, session_scope
 from boxoffice_settings import get_settings
+from boxoffice_telemetry.http import instrument_fastapi
+from boxoffice_telemetry.tracing import configure_tracing, trace_sqlalchemy
 from fastapi import FastAPI
-from prometheus_client import make_asgi_app
 
 from boxoffice_booking.auth import SCOPES, create_api_key
 from boxoffice_booking.problems import install_problem_handlers
@@ -41,5 +42,7 @@ def create_app() -> FastAPI:
     app.include_router(showtimes.router)
     app.include_router(bookings.router)
     app.include_router(tasks.router)
-    app.mount("/metrics", make_asgi_app())
+    instrument_fastapi(app)
+    if configure_tracing("booking-api"):
+        trace_sqlalchemy(get_engine())
     return app

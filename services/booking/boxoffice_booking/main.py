@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import uvicorn
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
+from boxoffice_telemetry.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 
 
 def main() -> None:
     settings = get_settings()
     configure_logging("booking-api", settings.log_level)
+    if settings.api_workers > 1 and not os.environ.get(MULTIPROC_ENV):
+        # Worker processes are spawned and import prometheus_client afresh: they see this, and
+        # whichever answers /metrics sums them all.
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="boxoffice-metrics-")
+    prepare_multiprocess_dir()
     uvicorn.run(
         "boxoffice_booking.app:create_app",
         factory=True,

@@ -15,16 +15,16 @@ import time
 from datetime import timedelta
 from types import FrameType
 
-from boxoffice_db.engine import session_scope
+from boxoffice_db.engine import get_engine, session_scope
 from boxoffice_messaging.celery_app import create_celery_app
-from boxoffice_messaging.dead_letters import count_dead_letters
 from boxoffice_messaging.heartbeat import Heartbeat
 from boxoffice_messaging.outbox import outbox_backlog, publish_pending
 from boxoffice_messaging.redelivery import redeliver_lost
 from boxoffice_messaging.retry import RetryPolicy
 from boxoffice_settings import Settings, get_settings
+from boxoffice_telemetry.domain import DeadLetterCollector
 from boxoffice_telemetry.logs import configure_logging
-from boxoffice_telemetry.metrics import serve_metrics
+from boxoffice_telemetry.wiring import setup_producer
 from prometheus_client import Gauge
 from redis import Redis
 
@@ -33,9 +33,6 @@ log = logging.getLogger(__name__)
 BACKLOG = Gauge("boxoffice_outbox_backlog", "Outbox events not yet published")
 OLDEST_AGE = Gauge(
     "boxoffice_outbox_oldest_unsent_age_seconds", "Age of the oldest unpublished outbox event"
-)
-DEAD_LETTERS = Gauge(
-    "boxoffice_dead_letter_queue_size", "Dead letters waiting for an operator", ["service"]
 )
 RELAY_UP = Gauge("boxoffice_outbox_relay_healthy", "1 while the relay can publish, 0 in backoff")
 
@@ -46,12 +43,8 @@ BACKLOG_INTERVAL_SECONDS = 1.0
 def refresh_backlog_gauges() -> None:
     with session_scope() as session:
         backlog = outbox_backlog(session)
-        letters = count_dead_letters(session)
     BACKLOG.set(backlog.unsent)
     OLDEST_AGE.set(backlog.oldest_age_seconds)
-    # Every known service gets a sample, so "dead letters present" alerts can see a zero.
-    for service in {"notifier", "reaper", *letters}:
-        DEAD_LETTERS.labels(service).set(letters.get(service, 0))
 
 
 def run_relay(stop: threading.Event, settings: Settings | None = None) -> None:
@@ -121,7 +114,16 @@ def run_relay(stop: threading.Event, settings: Settings | None = None) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging("booking-relay", settings.log_level)
-    serve_metrics(settings.metrics_port)
+    # /metrics, Celery publish metrics and traces; `boxoffice_dead_letters{service}` comes
+    # from the collector, the outbox gauges from run_relay.
+    setup_producer(
+        create_celery_app("boxoffice-relay", settings),
+        service="booking-relay",
+        metrics_port=settings.metrics_port,
+        redis_url=settings.redis_url,
+        engine=get_engine,
+        collectors=[DeadLetterCollector(get_engine)],
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _: FrameType | None) -> None:

@@ -8,7 +8,9 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 from boxoffice_settings import Settings
+from boxoffice_telemetry.tracing import tracer
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from opentelemetry.trace import SpanKind
 
 from boxoffice_notifier.details import BookingDetails
 
@@ -41,6 +43,15 @@ def render_email(kind: str, details: BookingDetails, event_id: str, sender: str)
 
 def send_email(settings: Settings, message: EmailMessage) -> None:
     """Deliver one message to the configured SMTP server."""
+    with tracer().start_as_current_span(
+        "smtp send",
+        kind=SpanKind.CLIENT,
+        attributes={"server.address": settings.smtp_host, "server.port": settings.smtp_port},
+    ):
+        _send(settings, message)
+
+
+def _send(settings: Settings, message: EmailMessage) -> None:
     smtp: smtplib.SMTP
     if settings.smtp_ssl:
         smtp = smtplib.SMTP_SSL(

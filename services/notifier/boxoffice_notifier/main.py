@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from boxoffice_db.engine import dispose_engine
+from boxoffice_db.engine import dispose_engine, get_engine
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.routes import QUEUE_EMAIL
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
-from boxoffice_telemetry.metrics import serve_metrics
+from boxoffice_telemetry.wiring import setup_celery_worker, use_multiprocess_metrics, worker_pool
 from celery import Celery
 from celery.signals import worker_process_init
 
@@ -30,22 +30,31 @@ def _after_fork(**_: object) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the worker; extra arguments go to `celery worker` (e.g. `-Q notifier.sms`)."""
     settings = get_settings()
-    configure_logging("notifier", settings.log_level)
-    serve_metrics(settings.metrics_port)
     args = argv if argv is not None else sys.argv[1:]
     queues = [] if any(a.startswith(("-Q", "--queues")) for a in args) else ["-Q", QUEUE_EMAIL]
-    create_app().worker_main(
-        [
-            "worker",
-            "--pool=threads",
-            f"--concurrency={settings.worker_concurrency}",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel=INFO",
-            *queues,
-            *args,
-        ]
+    worker_args = [
+        "worker",
+        "--pool=threads",
+        f"--concurrency={settings.worker_concurrency}",
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel=INFO",
+        *queues,
+        *args,
+    ]
+    pool = worker_pool(worker_args)
+    use_multiprocess_metrics(pool)
+    configure_logging("notifier", settings.log_level)
+    app = create_app()
+    setup_celery_worker(
+        app,
+        service="notifier",
+        metrics_port=settings.metrics_port,
+        redis_url=settings.redis_url,
+        pool=pool,
+        engine=get_engine,
     )
+    app.worker_main(worker_args)
 
 
 if __name__ == "__main__":

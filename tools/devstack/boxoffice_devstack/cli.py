@@ -22,7 +22,7 @@ def _local_key(var: Path) -> str:
     return path.read_text().strip()
 
 
-def run(var: Path) -> int:
+def run(var: Path, flower: bool = False) -> int:
     from honcho.manager import Manager
 
     from boxoffice_devstack.servers import Postgres, RedisServer, free_port
@@ -96,8 +96,36 @@ Press Ctrl-C to stop everything.
             str(var / "mail"),
         ],
     }
+    if flower:
+        # Flower reads the task events the workers send (worker_send_task_events is on).
+        flower_port = env.get("BOXOFFICE_FLOWER_PORT", "5555")
+        processes["flower"] = [
+            python,
+            "-m",
+            "celery",
+            "--broker",
+            env["REDIS_URL"],
+            "flower",
+            "--address=127.0.0.1",
+            f"--port={flower_port}",
+        ]
+        print(f"  flower:         http://127.0.0.1:{flower_port}", flush=True)
+    # Each worker-like process serves /metrics on its own port (the API serves it on its own).
+    metrics_ports = {"relay": 9101, "notifier": 9102, "reaper": 9103, "scheduler": 9104}
+    print(
+        "  metrics:        "
+        + "  ".join(f"{name} :{port}" for name, port in metrics_ports.items())
+        + f"  api {base}/metrics",
+        flush=True,
+    )
     for name, argv in processes.items():
-        manager.add_process(name, " ".join(argv), env=env)
+        process_env = dict(env)
+        if name in metrics_ports:
+            process_env["BOXOFFICE_METRICS_PORT"] = str(metrics_ports[name])
+        if name == "flower":
+            # Local only (bound to 127.0.0.1): let Flower's UI call its own API without a login.
+            process_env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+        manager.add_process(name, " ".join(argv), env=process_env)
     try:
         manager.loop()
     finally:
@@ -111,13 +139,14 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     run_cmd = commands.add_parser("run", help="run every service on embedded defaults")
     run_cmd.add_argument("--var", type=Path, default=Path("var"))
+    run_cmd.add_argument("--flower", action="store_true", help="also start Flower on :5555")
     sink = commands.add_parser("smtp-sink", help="an SMTP server saving mail to a folder")
     sink.add_argument("--host", default="127.0.0.1")
     sink.add_argument("--port", type=int, default=1025)
     sink.add_argument("--dir", type=Path, default=Path("var/mail"))
     args = parser.parse_args(argv)
     if args.command == "run":
-        sys.exit(run(args.var))
+        sys.exit(run(args.var, flower=args.flower))
     serve(args.host, args.port, args.dir)
 
 

@@ -26,6 +26,9 @@ router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
 HOLDS = Counter("boxoffice_holds_total", "Hold attempts by result", ["result"])
 CONFIRMATIONS = Counter("boxoffice_confirmations_total", "Bookings confirmed")
 CANCELLATIONS = Counter("boxoffice_cancellations_total", "Bookings cancelled")
+REVENUE = Counter(
+    "boxoffice_revenue_minor", "Payments captured, in minor units (paise, cents)", ["currency"]
+)
 
 READ = require_scope("bookings:read")
 WRITE = require_scope("bookings:write")
@@ -94,6 +97,7 @@ def create_payment(
     session.commit()
     if payment.status == "succeeded":
         CONFIRMATIONS.inc()
+        REVENUE.labels(payment.currency).inc(payment.amount_minor)
     return PaymentPublic(
         id=payment.id,
         booking_id=booking.id,

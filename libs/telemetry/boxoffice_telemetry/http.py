@@ -1,0 +1,99 @@
+"""HTTP RED metrics and log context for the API, by route template, method and status class.
+
+Names follow prometheus-fastapi-instrumentator (`http_requests_total{handler,method,status}`
+with `status` grouped as `2xx`), so dashboards built for it work here. The handler is the
+route template (`/v1/bookings/{booking_id}`), never the raw path: ids stay out of labels.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from boxoffice_telemetry.logs import request_route
+from boxoffice_telemetry.metrics import metrics_asgi_app
+from boxoffice_telemetry.tracing import tracing_enabled
+
+UNMATCHED = "none"
+# Seconds: the API's SLO is about 300 ms; buckets resolve around it.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10)
+NOT_INSTRUMENTED = frozenset({"/metrics", "/healthz", "/readyz"})
+
+REQUESTS = Counter("http_requests", "HTTP requests answered", ["handler", "method", "status"])
+DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["handler", "method", "status"],
+    buckets=DURATION_BUCKETS,
+)
+IN_PROGRESS = Gauge(
+    "http_requests_in_progress",
+    "HTTP requests being answered now",
+    ["method"],
+    multiprocess_mode="livesum",
+)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template, or `none` when no route matched."""
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else UNMATCHED
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+class HttpMetricsMiddleware:
+    """Counts and times every request; its log lines name the route and method."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = str(scope["method"])
+        status = 500  # unless a response starts: an exception escaping is a 500 to the client
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        started = time.perf_counter()
+        # Routing fills scope["route"] later, in place; log lines read it when they are written.
+        token = request_route.set(lambda: route_template(scope))
+        structlog.contextvars.bind_contextvars(method=method)
+        IN_PROGRESS.labels(method).inc()
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            IN_PROGRESS.labels(method).dec()
+            handler = route_template(scope)
+            structlog.contextvars.unbind_contextvars("method")
+            request_route.reset(token)
+            if handler not in NOT_INSTRUMENTED:
+                labels = (handler, method, status_class(status))
+                REQUESTS.labels(*labels).inc()
+                DURATION.labels(*labels).observe(time.perf_counter() - started)
+
+
+def instrument_fastapi(app: FastAPI) -> None:
+    """RED metrics, a span per request (FastAPI instrumentation), and `/metrics` on `app`."""
+    app.add_middleware(HttpMetricsMiddleware)
+    app.mount("/metrics", metrics_asgi_app())
+    if tracing_enabled():
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app, excluded_urls="/metrics,/healthz,/readyz", exclude_spans=["receive", "send"]
+        )
