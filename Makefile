@@ -38,6 +38,10 @@ chaos: install ## the full chaos test: 2,000 bookings while processes are killed
 	CHAOS_BOOKINGS=$${CHAOS_BOOKINGS:-2000} CHAOS_KILLS=$${CHAOS_KILLS:-3} \
 		$(PY) pytest tests/e2e/test_chaos.py -s -p no:cacheprovider -o timeout=3600
 
+.PHONY: bench-notifier
+bench-notifier: install ## email throughput of one notifier worker by thread-pool size
+	$(PY) python -m tests.bench.notifier_pool
+
 .PHONY: dashboards
 dashboards: install ## rebuild the Grafana dashboards in deploy/helm/boxoffice/files/dashboards
 	$(PY) python scripts/build_dashboards.py
@@ -60,7 +64,20 @@ image: ## build the one service image with Docker: make image IMAGE=registry/box
 lint: install ## ruff and mypy --strict
 	$(PY) ruff check .
 	$(PY) ruff format --check .
-	$(PY) mypy libs services tools tests scripts
+	$(PY) mypy libs services tools tests scripts bench
+
+.PHONY: bench
+bench: install wrk ## benchmarks, full run (~10 min): table to docs/benchmarks.md, JSON to var/bench/
+	$(PY) python -m bench
+
+.PHONY: bench-quick
+bench-quick: install wrk ## benchmarks, short run (~2 minutes on a quiet machine): table printed, JSON to var/bench/
+	$(PY) python -m bench --quick
+
+.PHONY: wrk
+wrk: ## install the wrk load generator (Debian package) if it is missing
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| { echo "install wrk (apt-get install wrk) and re-run"; exit 1; }
 
 .PHONY: format
 format: install ## format the code with ruff

@@ -106,7 +106,9 @@ def test_paid_booking_sends_exactly_one_confirmation_email(system: System) -> No
     threading.Event().wait(2)
     [message] = system.smtp.messages() and mails()
     assert booking["reference"] in message["Subject"]  # type: ignore[index]
-    body = message.get_payload(decode=True).decode()  # type: ignore[attr-defined]
+    # Multipart: text and HTML alternatives, and the showtime as an .ics attachment.
+    [text] = [part for part in message.walk() if part.get_content_type() == "text/plain"]  # type: ignore[attr-defined]
+    body = text.get_payload(decode=True).decode()
     assert "B1, B2" in body
     assert "Test Film" in body
 

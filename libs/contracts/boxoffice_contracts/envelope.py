@@ -8,6 +8,7 @@ from typing import Any
 
 from boxoffice.booking.v1 import events_pb2
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
+from boxoffice.notifier.v1 import notifier_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -19,6 +20,8 @@ PAYLOAD_FIELDS: dict[str, str] = {
     "booking.confirmed": "booking_confirmed",
     "booking.expired": "booking_expired",
     "booking.cancelled": "booking_cancelled",
+    "booking.refunded": "booking_refunded",
+    "notifier.showtime_reminder_due": "showtime_reminder_due",
 }
 
 EventPayload = (
@@ -26,6 +29,8 @@ EventPayload = (
     | events_pb2.BookingConfirmed
     | events_pb2.BookingExpired
     | events_pb2.BookingCancelled
+    | events_pb2.BookingRefunded
+    | notifier_pb2.ShowtimeReminderDue
 )
 
 

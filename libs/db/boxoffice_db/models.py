@@ -178,6 +178,11 @@ class Booking(Base):
             postgresql_where=text("status = 'PENDING'"),
         ),
         Index("ix_bookings_customer_email", "customer_email"),
+        Index(
+            "ix_bookings_confirmed_showtime",
+            "showtime_id",
+            postgresql_where=text("status = 'CONFIRMED'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -195,6 +200,8 @@ class Booking(Base):
     confirmed_at: Mapped[datetime | None]
     expired_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    # The customer asked for no SMS; email is always sent (it carries the ticket).
+    sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     seats: Mapped[list[BookingSeat]] = relationship(
         back_populates="booking", order_by="BookingSeat.label"
@@ -256,7 +263,11 @@ class OutboxEvent(Base):
 
 
 class Delivery(Base):
-    """One row per (event, channel): the notifier's inbox, so a redelivery sends nothing twice."""
+    """One row per (event, channel): the notifier's inbox, so a redelivery sends nothing twice.
+
+    `status` is pending, sent, failed (permanent, e.g. SMTP 5xx) or skipped (opted out, no
+    phone number, channel not configured); `attempts` counts tries, including retries.
+    """
 
     __tablename__ = "deliveries"
 
@@ -266,6 +277,22 @@ class Delivery(Base):
     created_at: Mapped[datetime] = _created_at()
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    kind: Mapped[str | None] = mapped_column(String(40))
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class BookingReminder(Base):
+    """A booking whose showtime reminder was claimed: each booking is reminded once."""
+
+    __tablename__ = "booking_reminders"
+
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True
+    )
+    claimed_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class ApiKey(Base):

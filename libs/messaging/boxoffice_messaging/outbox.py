@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
 from boxoffice_contracts.envelope import to_json
 from boxoffice_db.models import OutboxEvent, TaskRecord, TaskStatus
 from boxoffice_telemetry.tracing import current_trace_context, span_from_carrier
-from celery import Celery
+from celery import Celery, group
 from prometheus_client import Counter, Histogram
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -52,6 +53,28 @@ def task_id_for(event_id: uuid.UUID, route: Route) -> str:
     `tasks` row per delivery, and the consumer's inbox drops the duplicate.
     """
     return str(uuid.uuid5(event_id, route.task))
+
+
+def publish_event(
+    app: Celery, event_type: str, payload: dict[str, Any], event_id: uuid.UUID | None = None
+) -> None:
+    """Send an event to every task routed for it; several routes go as one group.
+
+    With `event_id`, each delivery gets its stable task id (see task_id_for).
+    """
+    signatures = [
+        app.signature(
+            route.task,
+            args=[payload],
+            queue=route.queue,
+            task_id=task_id_for(event_id, route) if event_id is not None else None,
+        )
+        for route in EVENT_ROUTES.get(event_type, ())
+    ]
+    if len(signatures) > 1:
+        group(signatures).apply_async()
+    elif signatures:
+        signatures[0].apply_async()
 
 
 def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
@@ -99,9 +122,7 @@ def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
             row.payload.get("trace_context"),
             attributes={"boxoffice.event_type": row.event_type},
         ):
-            for route in EVENT_ROUTES.get(row.event_type, ()):
-                task_id = task_id_for(row.event_id, route)
-                app.send_task(route.task, args=[row.payload], queue=route.queue, task_id=task_id)
+            publish_event(app, row.event_type, row.payload, row.event_id)
         for route in EVENT_ROUTES.get(row.event_type, ()):
             task_id = task_id_for(row.event_id, route)
             task_rows.append(

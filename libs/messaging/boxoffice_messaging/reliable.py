@@ -127,6 +127,33 @@ class ReliableTask(Task):  # type: ignore[type-arg]
             extra={"task": self.name, "task_id": self.request.id, "service": self.service},
         )
 
+    def move_to_dead_letters(self, exc: Exception, reason: str | None = None) -> None:
+        """Move the message in hand to the service's dead-letter queue (for tasks that keep
+        their own retry logic); re-raise `exc` afterwards so the task ends as FAILURE."""
+        retries = int(self.request.retries or 0)
+        failed = FailedMessage(
+            service=self.service,
+            task_name=self.name,
+            queue=self._queue(),
+            task_id=self.request.id,
+            args=list(self.request.args or ()),
+            kwargs=dict(self.request.kwargs or {}),
+            error=exc,
+            attempts=retries + 1,
+            reason=reason or f"permanent error: {type(exc).__name__}: {exc}",
+        )
+        try:
+            with session_scope() as session:
+                record_dead_letter(session, failed)
+        except Exception as store_error:
+            log.error("cannot dead-letter the message yet, retrying: %s", store_error)
+            self._retry(exc, DEAD_LETTER_RETRY_SECONDS)
+        log.error(
+            "message dead-lettered: %s",
+            failed.reason,
+            extra={"task": self.name, "task_id": self.request.id, "service": self.service},
+        )
+
     def _retry(self, exc: Exception, countdown: float) -> NoReturn:
         """Publish the retry and stop this attempt; never drop the message.
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Environment(StrEnum):
@@ -51,7 +52,9 @@ class Settings(BaseSettings):
 
     # Reaper and scheduler
     reaper_batch_size: int = Field(default=500, ge=1)
-    reaper_sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    # The sweep interval is the floor of the expiry lag: at 1 s, p99 lag exceeded the 1 s goal
+    # (docs/benchmarks.md); an idle sweep is one indexed query.
+    reaper_sweep_interval_seconds: float = Field(default=0.25, gt=0)
     scheduler_state_dir: str = "var/scheduler"
 
     # Celery: visibility_timeout must exceed the longest task, or Redis redelivers it while it runs.
@@ -78,11 +81,45 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     smtp_timeout_seconds: float = 10.0
+    # A PEM bundle to trust for the SMTP server's certificate (default: the system store).
+    smtp_ca_file: str | None = None
+    # An idle pooled SMTP connection older than this is closed rather than reused.
+    smtp_idle_seconds: float = Field(default=30.0, ge=0)
     mail_from: str = "Boxoffice <tickets@boxoffice.invalid>"
+    # Operators who receive the daily report (comma-separated in the environment).
+    report_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # SMS: a Twilio-style HTTP gateway (form POST of To/From/Body); unset URL = SMS disabled.
+    sms_gateway_url: str | None = None
+    sms_gateway_account: str | None = None
+    sms_gateway_token: SecretStr | None = None
+    sms_sender: str = "BOXOFC"
+    sms_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Notifier: per-channel thread pools (sending is I/O-bound), provider rate limits shared
+    # through Redis, retries with capped exponential backoff. 32 email threads was the best
+    # of 1-64 in `make bench-notifier` (100 ms SMTP latency); SMS is bounded by its rate limit.
+    notifier_email_concurrency: int = Field(default=32, ge=1)
+    notifier_sms_concurrency: int = Field(default=8, ge=1)
+    smtp_rate_per_second: float = Field(default=20.0, gt=0)
+    sms_rate_per_second: float = Field(default=5.0, gt=0)
+    notifier_retry_backoff_seconds: float = Field(default=5.0, gt=0)
+    notifier_retry_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    notifier_max_retries: int = Field(default=20, ge=0)
+    reminder_window_seconds: int = Field(default=7200, ge=60)
+    # How often the scheduler looks for due reminders; each booking is reminded once anyway.
+    reminder_interval_seconds: float = Field(default=300.0, gt=0)
 
     # Observability: a port of 0 disables a worker's metrics server.
     metrics_port: int = Field(default=0, ge=0, le=65535)
     log_level: str = "INFO"
+
+    @field_validator("report_recipients", mode="before")
+    @classmethod
+    def _split_recipients(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _no_development_secrets_in_production(self) -> Settings:

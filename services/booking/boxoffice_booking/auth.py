@@ -62,6 +62,11 @@ def authenticate(
             ApiKey.key_hash == hash_key(token.strip()), ApiKey.revoked_at.is_(None)
         )
     ).first()
+    # End the lookup's transaction so its connection goes back to the pool now. FastAPI runs
+    # each sync dependency and the endpoint as separate thread-pool jobs; a request that kept
+    # a connection while queued for its next thread could, under load, leave every thread
+    # waiting for a connection that only a queued request can release (found by `make bench`).
+    session.rollback()
     if row is None:
         raise Unauthorized("The API key is unknown or revoked.")
     return Principal(str(row.id), list(row.scopes))

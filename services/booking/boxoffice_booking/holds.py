@@ -57,6 +57,8 @@ def hold_seats(
     phone: str | None,
     ttl_seconds: int,
     max_seats: int,
+    *,
+    sms_opt_out: bool = False,
 ) -> Booking:
     """Hold `labels` for a new PENDING booking, or raise naming the seats someone else has."""
     if len(set(labels)) != len(labels):
@@ -101,6 +103,7 @@ def hold_seats(
         status=BookingStatus.PENDING,
         customer_email=str(email),
         customer_phone=phone,
+        sms_opt_out=sms_opt_out,
         total_minor=sum(prices[found[label].category] for label in labels),
         currency=showtime.currency,
         expires_at=func.now() + timedelta(seconds=ttl_seconds),

@@ -19,6 +19,9 @@ class Customer(BaseModel):
 
     email: EmailStr
     phone: E164Phone | None = None
+    sms_opt_out: bool = Field(
+        default=False, description="No SMS for this booking; emails are always sent."
+    )
 
 
 class BookingCreate(BaseModel):

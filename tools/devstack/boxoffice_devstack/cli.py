@@ -8,7 +8,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from boxoffice_devstack.smtp_sink import serve
+from boxoffice_devstack import sms_sink, smtp_sink
 
 
 def _local_key(var: Path) -> str:
@@ -42,11 +42,15 @@ def run(var: Path, flower: bool = False) -> int:
     api_key = _local_key(var)
     env["BOXOFFICE_BOOTSTRAP_API_KEY"] = api_key
     smtp_port = free_port()
+    sms_port = free_port()
     env.update(
         BOXOFFICE_SMTP_HOST="127.0.0.1",
         BOXOFFICE_SMTP_PORT=str(smtp_port),
+        BOXOFFICE_SMS_GATEWAY_URL=f"http://127.0.0.1:{sms_port}/Messages.json",
+        BOXOFFICE_SMS_GATEWAY_TOKEN="dev",  # noqa: S106 - the local sink checks no token
         BOXOFFICE_SCHEDULER_STATE_DIR=str(var / "scheduler"),
     )
+    env.setdefault("BOXOFFICE_REPORT_RECIPIENTS", "operators@boxoffice.invalid")
     os.environ.update(env)
 
     # Imported late: settings are read from the environment assembled above.
@@ -70,6 +74,7 @@ Boxoffice is starting.
   API key:        {api_key}
   demo showtime:  {showtime_id}
   mail:           {var / "mail"}/ (every email sent is saved there)
+  sms:            {var / "sms"}/ (every SMS sent is saved there)
   database:       {env["DATABASE_URL"]}
   redis:          {env["REDIS_URL"]}
 Press Ctrl-C to stop everything.
@@ -82,7 +87,8 @@ Press Ctrl-C to stop everything.
     processes = {
         "api": [python, "-m", "boxoffice_booking.main"],
         "relay": [python, "-m", "boxoffice_booking.relay"],
-        "notifier": [python, "-m", "boxoffice_notifier.main"],
+        "notifier-email": [python, "-m", "boxoffice_notifier.main", "email"],
+        "notifier-sms": [python, "-m", "boxoffice_notifier.main", "sms"],
         "reaper": [python, "-m", "boxoffice_reaper.main"],
         "scheduler": [python, "-m", "boxoffice_scheduler.main"],
         "smtp": [
@@ -94,6 +100,16 @@ Press Ctrl-C to stop everything.
             str(smtp_port),
             "--dir",
             str(var / "mail"),
+        ],
+        "sms": [
+            python,
+            "-m",
+            "boxoffice_devstack.cli",
+            "sms-sink",
+            "--port",
+            str(sms_port),
+            "--dir",
+            str(var / "sms"),
         ],
     }
     if flower:
@@ -111,7 +127,13 @@ Press Ctrl-C to stop everything.
         ]
         print(f"  flower:         http://127.0.0.1:{flower_port}", flush=True)
     # Each worker-like process serves /metrics on its own port (the API serves it on its own).
-    metrics_ports = {"relay": 9101, "notifier": 9102, "reaper": 9103, "scheduler": 9104}
+    metrics_ports = {
+        "relay": 9101,
+        "notifier-email": 9102,
+        "reaper": 9103,
+        "scheduler": 9104,
+        "notifier-sms": 9105,
+    }
     print(
         "  metrics:        "
         + "  ".join(f"{name} :{port}" for name, port in metrics_ports.items())
@@ -144,10 +166,17 @@ def main(argv: list[str] | None = None) -> None:
     sink.add_argument("--host", default="127.0.0.1")
     sink.add_argument("--port", type=int, default=1025)
     sink.add_argument("--dir", type=Path, default=Path("var/mail"))
+    sms = commands.add_parser("sms-sink", help="an SMS gateway saving messages to a folder")
+    sms.add_argument("--host", default="127.0.0.1")
+    sms.add_argument("--port", type=int, default=8025)
+    sms.add_argument("--dir", type=Path, default=Path("var/sms"))
     args = parser.parse_args(argv)
     if args.command == "run":
         sys.exit(run(args.var, flower=args.flower))
-    serve(args.host, args.port, args.dir)
+    if args.command == "sms-sink":
+        sms_sink.serve(args.host, args.port, args.dir)
+    else:
+        smtp_sink.serve(args.host, args.port, args.dir)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,11 @@ REVENUE = Counter(
     "boxoffice_revenue_minor", "Payments captured, in minor units (paise, cents)", ["currency"]
 )
 
+# Every handler builds its answer inside its transaction and then ends it (commit or
+# rollback), so no pooled connection stays checked out after the handler's thread returns.
+# FastAPI validates a sync handler's answer in another thread-pool job; a request holding a
+# connection while it waits for that thread can, under load, leave every thread waiting for a
+# connection (found by `make bench`; see docs/benchmarks.md).
 READ = require_scope("bookings:read")
 WRITE = require_scope("bookings:write")
 
@@ -46,7 +51,11 @@ def booking_public(booking: Booking) -> BookingPublic:
         ],
         total_minor=booking.total_minor,
         currency=booking.currency,
-        customer=Customer(email=booking.customer_email, phone=booking.customer_phone),
+        customer=Customer(
+            email=booking.customer_email,
+            phone=booking.customer_phone,
+            sms_opt_out=booking.sms_opt_out,
+        ),
         expires_at=booking.expires_at,
         created_at=booking.created_at,
         confirmed_at=booking.confirmed_at,
@@ -69,23 +78,29 @@ def create_booking(
             body.customer.phone,
             settings.hold_ttl_seconds,
             settings.max_seats_per_hold,
+            sms_opt_out=body.customer.sms_opt_out,
         )
+        public = booking_public(booking)
         session.commit()
     except SeatsUnavailable:
+        session.rollback()  # free the seat locks and the connection before answering
         HOLDS.labels("conflict").inc()
         raise
     except InvalidSeats:
+        session.rollback()
         HOLDS.labels("rejected").inc()
         raise
     HOLDS.labels("created").inc()
     response.headers["Location"] = f"/v1/bookings/{booking.id}"
-    return booking_public(booking)
+    return public
 
 
 @router.get("/{booking_id}", dependencies=[READ])  # type: ignore[list-item]
 def read_booking(booking_id: uuid.UUID, session: SessionDep) -> BookingPublic:
     """A booking with its seats and status."""
-    return booking_public(holds.get_booking(session, booking_id))
+    public = booking_public(holds.get_booking(session, booking_id))
+    session.rollback()
+    return public
 
 
 @router.post("/{booking_id}/payments", status_code=201, dependencies=[WRITE])  # type: ignore[list-item]
@@ -94,11 +109,7 @@ def create_payment(
 ) -> PaymentPublic:
     """Pay for a held booking; on success it is CONFIRMED and the customer is notified."""
     payment, booking = holds.pay_booking(session, booking_id, body.provider, body.outcome)
-    session.commit()
-    if payment.status == "succeeded":
-        CONFIRMATIONS.inc()
-        REVENUE.labels(payment.currency).inc(payment.amount_minor)
-    return PaymentPublic(
+    public = PaymentPublic(
         id=payment.id,
         booking_id=booking.id,
         provider=payment.provider,
@@ -107,12 +118,17 @@ def create_payment(
         currency=payment.currency,
         booking=booking_public(booking),
     )
+    session.commit()
+    if payment.status == "succeeded":
+        CONFIRMATIONS.inc()
+        REVENUE.labels(payment.currency).inc(payment.amount_minor)
+    return public
 
 
 @router.post("/{booking_id}/cancel", dependencies=[WRITE])  # type: ignore[list-item]
 def cancel_booking(booking_id: uuid.UUID, session: SessionDep) -> BookingPublic:
     """Cancel a booking; its seats return to sale at once."""
-    booking = holds.cancel_booking(session, booking_id)
+    public = booking_public(holds.cancel_booking(session, booking_id))
     session.commit()
     CANCELLATIONS.inc()
-    return booking_public(booking)
+    return public

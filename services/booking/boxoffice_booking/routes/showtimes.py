@@ -20,4 +20,6 @@ router = APIRouter(prefix="/v1/showtimes", tags=["showtimes"])
 )
 def read_showtime_seats(showtime_id: uuid.UUID, session: SessionDep) -> SeatMapPublic:
     """The seat map of a showtime with each seat available, held, sold or blocked."""
-    return read_seat_map(session, showtime_id)
+    seat_map = read_seat_map(session, showtime_id)
+    session.rollback()  # return the connection before the answer is validated (see bookings)
+    return seat_map

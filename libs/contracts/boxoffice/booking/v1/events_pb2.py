@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!boxoffice/booking/v1/events.proto\x12\x14\x62oxoffice.booking.v1\"\x80\x01\n\x0bHoldCreated\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x13\n\x0bshowtime_id\x18\x02 \x01(\t\x12\r\n\x05seats\x18\x03 \x03(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\x12\x13\n\x0btotal_minor\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\"\x85\x01\n\x10\x42ookingConfirmed\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x13\n\x0bshowtime_id\x18\x02 \x01(\t\x12\r\n\x05seats\x18\x03 \x03(\t\x12\x13\n\x0btotal_minor\x18\x04 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\x12\x12\n\npayment_id\x18\x06 \x01(\t\"p\n\x0e\x42ookingExpired\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x13\n\x0bshowtime_id\x18\x02 \x01(\t\x12\r\n\x05seats\x18\x03 \x03(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\x12\x12\n\nexpired_at\x18\x05 \x01(\t\"c\n\x10\x42ookingCancelled\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x13\n\x0bshowtime_id\x18\x02 \x01(\t\x12\r\n\x05seats\x18\x03 \x03(\t\x12\x17\n\x0fprevious_status\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!boxoffice/booking/v1/events.proto\x12\x14\x62oxoffice.booking.v1\"\x80\x01\n\x0bHoldCreated\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x13\n\x0bshowtime_id\x18\x02 \x01(\t\x12\r\n\x05seats\x18\x03 \x03(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\x12\x13\n\x0btotal_minor\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\"\x9b\x01\n\x10\x42ookingConfirmed\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x13\n\x0bshowtime_id\x18\x02 \x01(\t\x12\r\n\x05seats\x18\x03 \x03(\t\x12\x13\n\x0btotal_minor\x18\x04 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\x12\x12\n\npayment_id\x18\x06 \x01(\t\x12\x14\n\x0clate_payment\x18\x07 \x01(\x08\"p\n\x0e\x42ookingExpired\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x13\n\x0bshowtime_id\x18\x02 \x01(\t\x12\r\n\x05seats\x18\x03 \x03(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\x12\x12\n\nexpired_at\x18\x05 \x01(\t\"\x8d\x01\n\x10\x42ookingCancelled\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x13\n\x0bshowtime_id\x18\x02 \x01(\t\x12\r\n\x05seats\x18\x03 \x03(\t\x12\x17\n\x0fprevious_status\x18\x04 \x01(\t\x12\x16\n\x0erefunded_minor\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\"\x97\x01\n\x0f\x42ookingRefunded\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x13\n\x0bshowtime_id\x18\x02 \x01(\t\x12\r\n\x05seats\x18\x03 \x03(\t\x12\x12\n\npayment_id\x18\x04 \x01(\t\x12\x16\n\x0erefunded_minor\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HOLDCREATED']._serialized_start=60
   _globals['_HOLDCREATED']._serialized_end=188
   _globals['_BOOKINGCONFIRMED']._serialized_start=191
-  _globals['_BOOKINGCONFIRMED']._serialized_end=324
-  _globals['_BOOKINGEXPIRED']._serialized_start=326
-  _globals['_BOOKINGEXPIRED']._serialized_end=438
-  _globals['_BOOKINGCANCELLED']._serialized_start=440
-  _globals['_BOOKINGCANCELLED']._serialized_end=539
+  _globals['_BOOKINGCONFIRMED']._serialized_end=346
+  _globals['_BOOKINGEXPIRED']._serialized_start=348
+  _globals['_BOOKINGEXPIRED']._serialized_end=460
+  _globals['_BOOKINGCANCELLED']._serialized_start=463
+  _globals['_BOOKINGCANCELLED']._serialized_end=604
+  _globals['_BOOKINGREFUNDED']._serialized_start=607
+  _globals['_BOOKINGREFUNDED']._serialized_end=758
 # @@protoc_insertion_point(module_scope)

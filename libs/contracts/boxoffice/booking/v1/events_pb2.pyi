@@ -74,6 +74,7 @@ class BookingConfirmed(_message.Message):
     TOTAL_MINOR_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
     PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    LATE_PAYMENT_FIELD_NUMBER: _builtins.int
     booking_id: _builtins.str
     """booking_id is the UUID of the CONFIRMED booking."""
     showtime_id: _builtins.str
@@ -84,6 +85,10 @@ class BookingConfirmed(_message.Message):
     """currency is the ISO 4217 code of total_minor."""
     payment_id: _builtins.str
     """payment_id is the UUID of the captured payment."""
+    late_payment: _builtins.bool
+    """late_payment is true when the payment arrived after the hold lapsed and the seats were
+    re-acquired for it.
+    """
     @_builtins.property
     def seats(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """seats are the sold seat labels."""
@@ -97,10 +102,11 @@ class BookingConfirmed(_message.Message):
         total_minor: _builtins.int = ...,
         currency: _builtins.str = ...,
         payment_id: _builtins.str = ...,
+        late_payment: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "currency", b"currency", "payment_id", b"payment_id", "seats", b"seats", "showtime_id", b"showtime_id", "total_minor", b"total_minor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "currency", b"currency", "late_payment", b"late_payment", "payment_id", b"payment_id", "seats", b"seats", "showtime_id", b"showtime_id", "total_minor", b"total_minor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -156,12 +162,18 @@ class BookingCancelled(_message.Message):
     SHOWTIME_ID_FIELD_NUMBER: _builtins.int
     SEATS_FIELD_NUMBER: _builtins.int
     PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
+    REFUNDED_MINOR_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
     booking_id: _builtins.str
     """booking_id is the UUID of the CANCELLED booking."""
     showtime_id: _builtins.str
     """showtime_id is the UUID of the showtime."""
     previous_status: _builtins.str
     """previous_status is the status before cancellation (PENDING or CONFIRMED)."""
+    refunded_minor: _builtins.int
+    """refunded_minor is the amount refunded in minor currency units (0 for a hold)."""
+    currency: _builtins.str
+    """currency is the ISO 4217 code of refunded_minor."""
     @_builtins.property
     def seats(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """seats are the released seat labels."""
@@ -173,11 +185,64 @@ class BookingCancelled(_message.Message):
         showtime_id: _builtins.str = ...,
         seats: _abc.Iterable[_builtins.str] | None = ...,
         previous_status: _builtins.str = ...,
+        refunded_minor: _builtins.int = ...,
+        currency: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "previous_status", b"previous_status", "seats", b"seats", "showtime_id", b"showtime_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "currency", b"currency", "previous_status", b"previous_status", "refunded_minor", b"refunded_minor", "seats", b"seats", "showtime_id", b"showtime_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BookingCancelled: _TypeAlias = BookingCancelled  # noqa: Y015
+
+@_typing.final
+class BookingRefunded(_message.Message):
+    """BookingRefunded announces that a captured payment was refunded without a cancellation:
+    it arrived after the hold lapsed and the seats were sold to someone else, or it paid for a
+    booking that was already paid or cancelled.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    SHOWTIME_ID_FIELD_NUMBER: _builtins.int
+    SEATS_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    REFUNDED_MINOR_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    booking_id: _builtins.str
+    """booking_id is the UUID of the booking the payment was for."""
+    showtime_id: _builtins.str
+    """showtime_id is the UUID of the showtime."""
+    payment_id: _builtins.str
+    """payment_id is the UUID of the refunded payment."""
+    refunded_minor: _builtins.int
+    """refunded_minor is the amount refunded in minor currency units."""
+    currency: _builtins.str
+    """currency is the ISO 4217 code of refunded_minor."""
+    reason: _builtins.str
+    """reason is why: "seats_taken", "already_paid" or "booking_cancelled"."""
+    @_builtins.property
+    def seats(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """seats are the seat labels the payment was for."""
+
+    def __init__(
+        self,
+        *,
+        booking_id: _builtins.str = ...,
+        showtime_id: _builtins.str = ...,
+        seats: _abc.Iterable[_builtins.str] | None = ...,
+        payment_id: _builtins.str = ...,
+        refunded_minor: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "currency", b"currency", "payment_id", b"payment_id", "reason", b"reason", "refunded_minor", b"refunded_minor", "seats", b"seats", "showtime_id", b"showtime_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookingRefunded: _TypeAlias = BookingRefunded  # noqa: Y015

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from boxoffice.booking.v1 import events_pb2 as boxoffice_dot_booking_dot_v1_dot_events__pb2
+from boxoffice.notifier.v1 import notifier_pb2 as boxoffice_dot_notifier_dot_v1_dot_notifier__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%boxoffice/messaging/v1/envelope.proto\x12\x16\x62oxoffice.messaging.v1\x1a!boxoffice/booking/v1/events.proto\"\x84\x04\n\x08\x45nvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x13\n\x0boccurred_at\x18\x03 \x01(\t\x12\x16\n\x0eschema_version\x18\x04 \x01(\r\x12I\n\rtrace_context\x18\x05 \x03(\x0b\x32\x32.boxoffice.messaging.v1.Envelope.TraceContextEntry\x12\x14\n\x0c\x61ggregate_id\x18\x06 \x01(\t\x12\x39\n\x0chold_created\x18\n \x01(\x0b\x32!.boxoffice.booking.v1.HoldCreatedH\x00\x12\x43\n\x11\x62ooking_confirmed\x18\x0b \x01(\x0b\x32&.boxoffice.booking.v1.BookingConfirmedH\x00\x12?\n\x0f\x62ooking_expired\x18\x0c \x01(\x0b\x32$.boxoffice.booking.v1.BookingExpiredH\x00\x12\x43\n\x11\x62ooking_cancelled\x18\r \x01(\x0b\x32&.boxoffice.booking.v1.BookingCancelledH\x00\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07payloadb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%boxoffice/messaging/v1/envelope.proto\x12\x16\x62oxoffice.messaging.v1\x1a!boxoffice/booking/v1/events.proto\x1a$boxoffice/notifier/v1/notifier.proto\"\x94\x05\n\x08\x45nvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x13\n\x0boccurred_at\x18\x03 \x01(\t\x12\x16\n\x0eschema_version\x18\x04 \x01(\r\x12I\n\rtrace_context\x18\x05 \x03(\x0b\x32\x32.boxoffice.messaging.v1.Envelope.TraceContextEntry\x12\x14\n\x0c\x61ggregate_id\x18\x06 \x01(\t\x12\x39\n\x0chold_created\x18\n \x01(\x0b\x32!.boxoffice.booking.v1.HoldCreatedH\x00\x12\x43\n\x11\x62ooking_confirmed\x18\x0b \x01(\x0b\x32&.boxoffice.booking.v1.BookingConfirmedH\x00\x12?\n\x0f\x62ooking_expired\x18\x0c \x01(\x0b\x32$.boxoffice.booking.v1.BookingExpiredH\x00\x12\x43\n\x11\x62ooking_cancelled\x18\r \x01(\x0b\x32&.boxoffice.booking.v1.BookingCancelledH\x00\x12\x41\n\x10\x62ooking_refunded\x18\x0e \x01(\x0b\x32%.boxoffice.booking.v1.BookingRefundedH\x00\x12K\n\x15showtime_reminder_due\x18\x0f \x01(\x0b\x32*.boxoffice.notifier.v1.ShowtimeReminderDueH\x00\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07payloadb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENVELOPE_TRACECONTEXTENTRY']._loaded_options = None
   _globals['_ENVELOPE_TRACECONTEXTENTRY']._serialized_options = b'8\001'
-  _globals['_ENVELOPE']._serialized_start=101
-  _globals['_ENVELOPE']._serialized_end=617
-  _globals['_ENVELOPE_TRACECONTEXTENTRY']._serialized_start=555
-  _globals['_ENVELOPE_TRACECONTEXTENTRY']._serialized_end=606
+  _globals['_ENVELOPE']._serialized_start=139
+  _globals['_ENVELOPE']._serialized_end=799
+  _globals['_ENVELOPE_TRACECONTEXTENTRY']._serialized_start=737
+  _globals['_ENVELOPE_TRACECONTEXTENTRY']._serialized_end=788
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from boxoffice.booking.v1 import events_pb2 as _events_pb2
+from boxoffice.notifier.v1 import notifier_pb2 as _notifier_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -55,6 +56,8 @@ class Envelope(_message.Message):
     BOOKING_CONFIRMED_FIELD_NUMBER: _builtins.int
     BOOKING_EXPIRED_FIELD_NUMBER: _builtins.int
     BOOKING_CANCELLED_FIELD_NUMBER: _builtins.int
+    BOOKING_REFUNDED_FIELD_NUMBER: _builtins.int
+    SHOWTIME_REMINDER_DUE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """event_id is a UUID, unique per event; consumers deduplicate on it."""
     event_type: _builtins.str
@@ -85,6 +88,14 @@ class Envelope(_message.Message):
     def booking_cancelled(self) -> _events_pb2.BookingCancelled:
         """booking_cancelled is set for event_type "booking.cancelled"."""
 
+    @_builtins.property
+    def booking_refunded(self) -> _events_pb2.BookingRefunded:
+        """booking_refunded is set for event_type "booking.refunded"."""
+
+    @_builtins.property
+    def showtime_reminder_due(self) -> _notifier_pb2.ShowtimeReminderDue:
+        """showtime_reminder_due is set for event_type "notifier.showtime_reminder_due"."""
+
     def __init__(
         self,
         *,
@@ -98,12 +109,14 @@ class Envelope(_message.Message):
         booking_confirmed: _events_pb2.BookingConfirmed | None = ...,
         booking_expired: _events_pb2.BookingExpired | None = ...,
         booking_cancelled: _events_pb2.BookingCancelled | None = ...,
+        booking_refunded: _events_pb2.BookingRefunded | None = ...,
+        showtime_reminder_due: _notifier_pb2.ShowtimeReminderDue | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["booking_cancelled", b"booking_cancelled", "booking_confirmed", b"booking_confirmed", "booking_expired", b"booking_expired", "hold_created", b"hold_created", "payload", b"payload"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking_cancelled", b"booking_cancelled", "booking_confirmed", b"booking_confirmed", "booking_expired", b"booking_expired", "booking_refunded", b"booking_refunded", "hold_created", b"hold_created", "payload", b"payload", "showtime_reminder_due", b"showtime_reminder_due"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate_id", b"aggregate_id", "booking_cancelled", b"booking_cancelled", "booking_confirmed", b"booking_confirmed", "booking_expired", b"booking_expired", "event_id", b"event_id", "event_type", b"event_type", "hold_created", b"hold_created", "occurred_at", b"occurred_at", "payload", b"payload", "schema_version", b"schema_version", "trace_context", b"trace_context"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate_id", b"aggregate_id", "booking_cancelled", b"booking_cancelled", "booking_confirmed", b"booking_confirmed", "booking_expired", b"booking_expired", "booking_refunded", b"booking_refunded", "event_id", b"event_id", "event_type", b"event_type", "hold_created", b"hold_created", "occurred_at", b"occurred_at", "payload", b"payload", "schema_version", b"schema_version", "showtime_reminder_due", b"showtime_reminder_due", "trace_context", b"trace_context"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["hold_created", "booking_confirmed", "booking_expired", "booking_cancelled"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["hold_created", "booking_confirmed", "booking_expired", "booking_cancelled", "booking_refunded", "showtime_reminder_due"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 

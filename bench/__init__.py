@@ -1,0 +1,1 @@
+"""Benchmarks: every process for real, each figure beside a baseline measured in the same run."""

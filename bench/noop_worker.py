@@ -1,0 +1,43 @@
+"""The baseline worker: a stock Celery no-op task, run with the notifier's worker settings."""
+
+from __future__ import annotations
+
+from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_settings import get_settings
+from celery import Celery
+from kombu import Queue
+
+QUEUE_NOOP = "bench.noop"
+TASK_NOOP = "bench.noop"
+
+
+def create_app() -> Celery:
+    app = create_celery_app("bench-noop", get_settings())
+    app.conf.task_queues = [*app.conf.task_queues, Queue(QUEUE_NOOP)]
+
+    @app.task(name=TASK_NOOP)
+    def noop(message: object) -> None:
+        """Takes the same argument as a notifier task and does nothing with it."""
+
+    return app
+
+
+def main() -> None:
+    settings = get_settings()
+    # The same command line as boxoffice_notifier.main, on the no-op queue.
+    create_app().worker_main(
+        [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={settings.worker_concurrency}",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=INFO",
+            "-Q",
+            QUEUE_NOOP,
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()

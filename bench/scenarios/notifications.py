@@ -1,0 +1,214 @@
+"""Scenario 4: confirmations through outbox -> relay -> Celery -> notifier -> SMTP.
+
+A steady 100 confirmations/s gives the end-to-end latency (payment request sent -> email
+accepted by the SMTP server). Then a backlog of confirmations is committed with the relay
+stopped and drained when it starts: emails/s from the first email to the last. The baseline is
+a stock Celery no-op task with the notifier's worker settings draining the same number of
+messages (of the same size) from a queue on the same Redis: tasks/s from first to last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Sequence
+
+from boxoffice_db.engine import session_scope
+from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_settings import get_settings
+from kombu import Queue
+from redis import Redis
+from sqlalchemy import text
+
+from bench.http_client import Client, Reply, closed_loop, paced
+from bench.noop_worker import QUEUE_NOOP, TASK_NOOP
+from bench.report import Row, ScenarioResult, number
+from bench.scenarios import Context, ratio, say
+from bench.scenarios.booking_load import Booker
+from bench.seating import SEATS_PER_SHOWTIME, create_showtimes
+from bench.stats import Goal, summary_ms
+from tests.support.processes import ServiceProcess, wait_until
+
+Held = tuple[str, str]  # booking id, reference
+
+
+async def _hold(booker: Booker, indices: Sequence[int]) -> list[Held]:
+    replies = await closed_loop(16, len(indices), lambda k: booker.hold(indices[k]))
+    return [(r.json()["id"], r.json()["reference"]) for r in replies if r.status == 201]
+
+
+def _wait_for_emails(ctx: Context, references: list[str], timeout: float) -> dict[str, float]:
+    """Wait until an email about each booking has arrived; reference -> arrival time."""
+    wanted = set(references)
+    wait_until(
+        lambda: len(ctx.system.mailbox.first_arrivals(wanted)) == len(wanted),
+        timeout,
+        f"{len(wanted)} confirmation emails",
+        interval=0.5,
+    )
+    return ctx.system.mailbox.first_arrivals(wanted)
+
+
+def _steady(ctx: Context, showtimes: list[str], count: int) -> tuple[list[Held], list[Reply]]:
+    async def go() -> tuple[list[Held], list[Reply]]:
+        async with Client(ctx.system.api_url, ctx.api_key, 64) as client:
+            booker = Booker(client, showtimes)
+            held = await _hold(booker, range(count))
+            payments = await paced(
+                ctx.sizes.steady_rate, len(held), lambda k: booker.pay(held[k][0])
+            )
+            return held, payments
+
+    return asyncio.run(go())
+
+
+def _backlog(
+    ctx: Context, showtimes: list[str], first: int, count: int
+) -> tuple[list[Held], float]:
+    """Confirm `count` bookings as fast as the API allows; returns them and confirmations/s."""
+
+    async def go() -> tuple[list[Held], float]:
+        async with Client(ctx.system.api_url, ctx.api_key, 16) as client:
+            booker = Booker(client, showtimes)
+            held = await _hold(booker, range(first, first + count))
+            started = time.perf_counter()
+            payments = await closed_loop(16, len(held), lambda k: booker.pay(held[k][0]))
+            rate = len(payments) / (time.perf_counter() - started)
+            paid = [h for h, r in zip(held, payments, strict=True) if r.status == 201]
+            return paid, rate
+
+    return asyncio.run(go())
+
+
+def _a_confirmation_payload() -> object:
+    with session_scope() as session:
+        return session.execute(
+            text("SELECT payload FROM outbox WHERE event_type = 'booking.confirmed' LIMIT 1")
+        ).scalar_one()
+
+
+def _noop_drain_rate(ctx: Context, count: int) -> float:
+    """Fill a queue with `count` no-op tasks, start a worker, time first to last completion."""
+    app = create_celery_app("bench-producer", get_settings())
+    app.conf.task_queues = [*app.conf.task_queues, Queue(QUEUE_NOOP)]
+    payload = _a_confirmation_payload()
+    with app.producer_or_acquire() as producer:
+        for _ in range(count):
+            app.send_task(TASK_NOOP, args=[payload], queue=QUEUE_NOOP, producer=producer)
+    redis = Redis.from_url(ctx.infra.redis.url)
+
+    def in_flight() -> bool:
+        return any(QUEUE_NOOP.encode() in value for value in redis.hvals("unacked"))
+
+    worker = ServiceProcess("noop-worker", "bench.noop_worker", ctx.system.env, ctx.system.logs)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 300
+        while redis.llen(QUEUE_NOOP) >= count:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the no-op worker never took a task")
+            time.sleep(0.001)
+        first = time.perf_counter()
+        while redis.llen(QUEUE_NOOP) or in_flight():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the no-op worker did not drain its queue")
+            time.sleep(0.001)
+        return (count - 1) / (time.perf_counter() - first)
+    finally:
+        worker.stop()
+        redis.close()
+
+
+def run_notifications(ctx: Context) -> ScenarioResult:
+    sizes = ctx.sizes
+    rate = sizes.steady_rate
+    result = ScenarioResult("notifications", f"4. Notification pipeline ({rate}/s, then backlog)")
+    steady_count = rate * sizes.steady_seconds
+    showtimes = create_showtimes(
+        math.ceil((steady_count + sizes.burst_confirmations) / SEATS_PER_SHOWTIME)
+    )
+
+    say(f"4. notifications: {steady_count} confirmations at {rate}/s")
+    held, payments = _steady(ctx, showtimes, steady_count)
+    paid = [(h, r) for h, r in zip(held, payments, strict=True) if r.status == 201]
+    emails = _wait_for_emails(ctx, [ref for (_, ref), _ in paid], 120)
+    # From the payment request to the email: what the customer waits.
+    steady_user = summary_ms([emails[ref] - reply.sent_at for (_, ref), reply in paid])
+    # From the API's answer (the confirmation and its outbox row committed) to the email: the
+    # outbox -> relay -> Celery -> notifier -> SMTP pipeline the goal is about.
+    steady_latency = summary_ms(
+        [emails[ref] - (reply.sent_at + reply.latency) for (_, ref), reply in paid]
+    )
+    payment_latency = summary_ms([r.latency for _, r in paid])
+    answered = [r.sent_at + r.latency for _, r in paid]
+    achieved = len(paid) / (max(answered) - min(r.sent_at for _, r in paid)) if paid else math.nan
+
+    say(f"4. notifications: a backlog of {sizes.burst_confirmations}, then the no-op baseline")
+    relay = ctx.system.processes["relay"]
+    relay.stop()
+    backlog, confirm_rate = _backlog(ctx, showtimes, steady_count, sizes.burst_confirmations)
+    relay.start()
+    emails = _wait_for_emails(ctx, [ref for _, ref in backlog], 300)
+    arrived = sorted(emails[ref] for _, ref in backlog)
+    email_rate = (len(arrived) - 1) / (arrived[-1] - arrived[0]) if len(arrived) > 1 else math.nan
+
+    noop_rate = _noop_drain_rate(ctx, sizes.noop_tasks)
+    drain_ratio = ratio(email_rate, noop_rate)
+    result.data = {
+        "steady": {
+            "rate": rate,
+            "confirmations": len(paid),
+            "achieved_confirmations_per_second": round(achieved, 1),
+            "pipeline_commit_to_email": steady_latency,
+            "payment_request_to_email": steady_user,
+            "payment_api": payment_latency,
+        },
+        "backlog": {
+            "confirmations": len(backlog),
+            "api_confirmations_per_second": round(confirm_rate, 1),
+            "emails_per_second": round(email_rate, 1),
+        },
+        "baseline_noop_tasks": sizes.noop_tasks,
+        "baseline_noop_per_second": round(noop_rate, 1),
+        "ratio": round(drain_ratio, 3),
+    }
+    result.rows = [
+        Row(f"confirmations/s achieved (offered {rate}/s)", number(achieved)),
+        Row("commit → email p50", f"{number(steady_latency['p50_ms'])} ms"),
+        Row(
+            "commit → email p99",
+            f"{number(steady_latency['p99_ms'])} ms",
+            goal=Goal(
+                result.title,
+                f"commit → email p99 at {rate}/s",
+                steady_latency["p99_ms"],
+                250,
+                True,
+                " ms",
+            ),
+        ),
+        Row(
+            "payment request → email p50 / p99",
+            f"{number(steady_user['p50_ms'])} / {number(steady_user['p99_ms'])} ms",
+        ),
+        Row(
+            "backlog drain, emails/s",
+            number(email_rate),
+            f"{number(noop_rate)} no-op/s",
+            number(drain_ratio, 3),
+            Goal(result.title, "emails/s ratio to no-op", round(drain_ratio, 3), 0.5, False),
+        ),
+        Row("API confirmations/s (16 conns)", number(confirm_rate)),
+    ]
+    if len(paid) != steady_count:
+        result.failures.append(f"{len(paid)} of {steady_count} steady confirmations succeeded")
+    if len(backlog) != sizes.burst_confirmations:
+        result.failures.append(
+            f"{len(backlog)} of {sizes.burst_confirmations} backlog confirmations succeeded"
+        )
+    received = ctx.system.mailbox.count()
+    expected = len(paid) + len(backlog)
+    if received != expected:
+        result.notes.append(f"{received} emails arrived for {expected} confirmations")
+    return result

@@ -1,0 +1,164 @@
+"""SMTP delivery with STARTTLS or implicit TLS, authentication, and reused connections."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+
+from boxoffice_settings import Settings
+from boxoffice_telemetry.tracing import tracer
+from opentelemetry.trace import SpanKind
+
+from boxoffice_notifier.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+
+
+def classify_smtp_error(exc: BaseException) -> DeliveryError:
+    """SMTP 4xx, timeouts and connection trouble are transient; 5xx replies are permanent.
+
+    Authentication and TLS negotiation failures are configuration problems that an operator
+    fixes, so the message waits (transient) rather than being dropped.
+    """
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        reason = "recipient refused: " + ", ".join(str(code) for code in codes)
+        if codes and all(500 <= code < 600 for code in codes):
+            return PermanentDeliveryError(reason)
+        return TransientDeliveryError(reason)
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return TransientDeliveryError(f"authentication failed: {exc.smtp_code}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
+        reason = f"{type(exc).__name__} {exc.smtp_code} {text}".strip()
+        if 500 <= exc.smtp_code < 600:
+            return PermanentDeliveryError(reason)
+        return TransientDeliveryError(reason)
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return TransientDeliveryError("timed out")
+    return TransientDeliveryError(f"{type(exc).__name__}: {exc}")
+
+
+class SmtpSender:
+    """Sends messages over a small pool of open SMTP connections, one per sending thread.
+
+    Opening a TLS session and authenticating costs several round trips, so a connection is
+    reused across messages; one idle for longer than `smtp_idle_seconds`, or that the server
+    closed, is replaced.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._idle: list[tuple[smtplib.SMTP, float]] = []
+        self._lock = threading.Lock()
+
+    def send(self, message: EmailMessage) -> None:
+        """Deliver `message` or raise a `DeliveryError` saying whether to retry."""
+        with tracer().start_as_current_span(
+            "smtp send",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "server.address": self.settings.smtp_host,
+                "server.port": self.settings.smtp_port,
+            },
+        ):
+            self._send(message)
+
+    def _send(self, message: EmailMessage) -> None:
+        try:
+            with self._connection() as smtp:
+                smtp.send_message(message)
+        except smtplib.SMTPServerDisconnected:
+            # A pooled connection the server had already closed: one fresh attempt.
+            try:
+                with self._connection(fresh=True) as smtp:
+                    smtp.send_message(message)
+            except (smtplib.SMTPException, OSError) as exc:
+                raise classify_smtp_error(exc) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise classify_smtp_error(exc) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for smtp, _ in idle:
+            _quit(smtp)
+
+    @contextmanager
+    def _connection(self, fresh: bool = False) -> Iterator[smtplib.SMTP]:
+        smtp = None if fresh else self._take_idle()
+        if smtp is None:
+            smtp = self._open()
+        try:
+            yield smtp
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError):
+            # The server answered: the session is still good once reset.
+            try:
+                smtp.rset()
+            except (smtplib.SMTPException, OSError):
+                _quit(smtp)
+                raise
+            self._give_back(smtp)
+            raise
+        except BaseException:
+            _quit(smtp)
+            raise
+        self._give_back(smtp)
+
+    def _take_idle(self) -> smtplib.SMTP | None:
+        now = time.monotonic()
+        with self._lock:
+            while self._idle:
+                smtp, since = self._idle.pop()
+                if now - since <= self.settings.smtp_idle_seconds:
+                    return smtp
+                _quit(smtp)
+        return None
+
+    def _give_back(self, smtp: smtplib.SMTP) -> None:
+        with self._lock:
+            self._idle.append((smtp, time.monotonic()))
+
+    def _tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.settings.smtp_ca_file)
+
+    def _open(self) -> smtplib.SMTP:
+        settings = self.settings
+        smtp: smtplib.SMTP
+        if settings.smtp_ssl:
+            smtp = smtplib.SMTP_SSL(
+                settings.smtp_host,
+                settings.smtp_port,
+                timeout=settings.smtp_timeout_seconds,
+                context=self._tls_context(),
+            )
+        else:
+            smtp = smtplib.SMTP(
+                settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds
+            )
+        try:
+            smtp.ehlo()
+            if settings.smtp_starttls and not settings.smtp_ssl:
+                smtp.starttls(context=self._tls_context())
+                smtp.ehlo()
+            if settings.smtp_username and settings.smtp_password:
+                smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+        except BaseException:
+            _quit(smtp)
+            raise
+        return smtp
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()

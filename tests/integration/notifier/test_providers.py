@@ -1,0 +1,234 @@
+"""SMTP and the SMS gateway against real servers: TLS, auth, reuse, and failure classes."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from boxoffice_devstack.servers import free_port
+from boxoffice_notifier.errors import PermanentDeliveryError, TransientDeliveryError
+from boxoffice_notifier.sms import SmsGateway
+from boxoffice_notifier.smtp import SmtpSender, classify_smtp_error
+from boxoffice_settings import Settings
+from pydantic import SecretStr
+
+from tests.support.sms_gateway import SmsGatewayServer
+from tests.support.smtp import SmtpServer
+
+
+def settings(**changes: Any) -> Settings:
+    return Settings(database_url="postgresql://unused", redis_url="redis://unused", **changes)
+
+
+def email(n: int = 1) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "tickets@boxoffice.example"
+    message["To"] = "ada@example.com"
+    message["Subject"] = f"message {n}"
+    message.set_content("hello")
+    return message
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+def server_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
+
+
+@pytest.fixture
+def plain_smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+def test_starttls_with_login_delivers(ca: trustme.CA, ca_file: Path) -> None:
+    server = SmtpServer(starttls=server_context(ca), login=("mailer", "s3cret")).start()
+    try:
+        sender = SmtpSender(
+            settings(
+                smtp_port=server.port,
+                smtp_starttls=True,
+                smtp_ca_file=str(ca_file),
+                smtp_username="mailer",
+                smtp_password=SecretStr("s3cret"),
+            )
+        )
+        sender.send(email())
+        sender.close()
+        assert [m["Subject"] for m in server.messages()] == ["message 1"]
+        assert server.logins == ["mailer"]
+    finally:
+        server.stop()
+
+
+def test_wrong_password_waits_for_an_operator_rather_than_dropping(
+    ca: trustme.CA, ca_file: Path
+) -> None:
+    server = SmtpServer(starttls=server_context(ca), login=("mailer", "s3cret")).start()
+    try:
+        sender = SmtpSender(
+            settings(
+                smtp_port=server.port,
+                smtp_starttls=True,
+                smtp_ca_file=str(ca_file),
+                smtp_username="mailer",
+                smtp_password=SecretStr("wrong"),
+                smtp_timeout_seconds=2,
+            )
+        )
+        with pytest.raises(TransientDeliveryError):
+            sender.send(email())
+        assert server.messages() == []
+    finally:
+        server.stop()
+
+
+def test_implicit_tls_delivers_and_checks_the_certificate(ca: trustme.CA, ca_file: Path) -> None:
+    server = SmtpServer(implicit_tls=server_context(ca)).start()
+    try:
+        trusted = SmtpSender(
+            settings(smtp_port=server.port, smtp_ssl=True, smtp_ca_file=str(ca_file))
+        )
+        trusted.send(email())
+        trusted.close()
+        assert len(server.messages()) == 1
+        # Without our CA the certificate is not trusted: nothing is sent, and it is retried.
+        untrusted = SmtpSender(settings(smtp_port=server.port, smtp_ssl=True))
+        with pytest.raises(TransientDeliveryError):
+            untrusted.send(email(2))
+        assert len(server.messages()) == 1
+    finally:
+        server.stop()
+
+
+def test_one_connection_carries_many_messages(plain_smtp: SmtpServer) -> None:
+    sender = SmtpSender(settings(smtp_port=plain_smtp.port))
+    for n in range(5):
+        sender.send(email(n))
+    sender.close()
+    assert len(plain_smtp.messages()) == 5
+    assert plain_smtp.connections_used() == 1
+
+
+def test_4xx_is_transient_and_5xx_permanent_and_the_connection_survives(
+    plain_smtp: SmtpServer,
+) -> None:
+    sender = SmtpSender(settings(smtp_port=plain_smtp.port))
+    plain_smtp.refuse_next("451 4.3.0 Try again later", "550 5.1.1 No such user")
+    with pytest.raises(TransientDeliveryError, match="451"):
+        sender.send(email(1))
+    with pytest.raises(PermanentDeliveryError, match="550"):
+        sender.send(email(2))
+    sender.send(email(3))
+    sender.close()
+    assert [m["Subject"] for m in plain_smtp.messages()] == ["message 3"]
+    assert plain_smtp.connections_used() == 1
+
+
+def test_no_server_is_transient() -> None:
+    sender = SmtpSender(settings(smtp_port=free_port(), smtp_timeout_seconds=2))
+    with pytest.raises(TransientDeliveryError):
+        sender.send(email())
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced() -> None:
+    server = SmtpServer().start()
+    port = server.port
+    sender = SmtpSender(settings(smtp_port=port))
+    sender.send(email(1))
+    server.stop()
+    restarted = SmtpServer(port).start()
+    try:
+        sender.send(email(2))
+        sender.close()
+        assert [m["Subject"] for m in restarted.messages()] == ["message 2"]
+    finally:
+        restarted.stop()
+
+
+@pytest.fixture
+def gateway() -> Iterator[SmsGatewayServer]:
+    server = SmsGatewayServer().start()
+    yield server
+    server.stop()
+
+
+def sms_settings(gateway: SmsGatewayServer, **changes: Any) -> Settings:
+    env = gateway.env()
+    values: dict[str, Any] = {
+        "sms_gateway_url": env["BOXOFFICE_SMS_GATEWAY_URL"],
+        "sms_gateway_account": env["BOXOFFICE_SMS_GATEWAY_ACCOUNT"],
+        "sms_gateway_token": SecretStr(env["BOXOFFICE_SMS_GATEWAY_TOKEN"]),
+    }
+    return settings(**(values | changes))
+
+
+def test_sms_is_a_form_post_with_basic_auth_and_an_idempotency_key(
+    gateway: SmsGatewayServer,
+) -> None:
+    client = SmsGateway(sms_settings(gateway, sms_sender="BOXOFC"))
+    message_id = client.send("+919800000001", "Booking K7M2Q9XZ confirmed", "event-1:sms")
+    client.close()
+    [sms] = gateway.messages()
+    assert sms.to == "+919800000001"
+    assert sms.sender == "BOXOFC"
+    assert sms.body == "Booking K7M2Q9XZ confirmed"
+    assert sms.idempotency_key == "event-1:sms"
+    assert message_id is not None
+    assert message_id.startswith("SM")
+
+
+def test_sms_gateway_errors_are_classified(gateway: SmsGatewayServer) -> None:
+    client = SmsGateway(sms_settings(gateway))
+    gateway.fail_next(429, 503, 400)
+    with pytest.raises(TransientDeliveryError, match="429"):
+        client.send("+919800000001", "x", "k1")
+    with pytest.raises(TransientDeliveryError, match="503"):
+        client.send("+919800000001", "x", "k2")
+    with pytest.raises(PermanentDeliveryError, match="400"):
+        client.send("+919800000001", "x", "k3")
+    client.close()
+    assert gateway.messages() == []
+
+
+def test_sms_with_a_wrong_token_waits_for_an_operator(gateway: SmsGatewayServer) -> None:
+    client = SmsGateway(sms_settings(gateway, sms_gateway_token=SecretStr("wrong")))
+    with pytest.raises(TransientDeliveryError, match="401"):
+        client.send("+919800000001", "x", "k")
+    client.close()
+
+
+def test_unreachable_gateway_is_transient() -> None:
+    url = f"http://127.0.0.1:{free_port()}/Messages.json"
+    client = SmsGateway(settings(sms_gateway_url=url, sms_timeout_seconds=2))
+    with pytest.raises(TransientDeliveryError, match="unreachable"):
+        client.send("+919800000001", "x", "k")
+    client.close()
+
+
+def test_refused_login_is_classified_transient() -> None:
+    error = classify_smtp_error(smtplib.SMTPAuthenticationError(535, b"5.7.8 bad credentials"))
+    assert isinstance(error, TransientDeliveryError)
+    refused = smtplib.SMTPRecipientsRefused({"x@example.com": (550, b"5.1.1 unknown")})
+    assert isinstance(classify_smtp_error(refused), PermanentDeliveryError)
+    greylisted = smtplib.SMTPRecipientsRefused({"x@example.com": (450, b"4.2.0 greylisted")})
+    assert isinstance(classify_smtp_error(greylisted), TransientDeliveryError)

@@ -1,0 +1,118 @@
+"""The benchmark harness measures what it claims: a smoke run against the baseline server."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import smtplib
+import time
+import uuid
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from boxoffice_devstack.servers import free_port
+
+from bench.http_client import burst, encode_request
+from bench.mailbox import Mailbox
+from bench.report import Row, ScenarioResult, markdown_table
+from bench.seating import ROWS, SEATS_PER_ROW, seat_label
+from bench.stats import Goal, percentile
+from bench.wrk import run_wrk
+from tests.support.processes import ServiceProcess, wait_for_http
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def baseline_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    env = {"BOXOFFICE_API_PORT": str(port), "PATH": "/usr/bin:/bin"}
+    logs: Path = tmp_path_factory.mktemp("bench-logs")
+    server = ServiceProcess("baseline", "bench.baseline_app", env, logs).start()
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def hold_request(url: str, seat: str) -> bytes:
+    return encode_request(
+        "POST",
+        "/v1/bookings",
+        url.removeprefix("http://"),
+        {"Authorization": "Bearer whatever"},
+        {
+            "showtime_id": str(uuid.uuid4()),
+            "seats": [seat],
+            "customer": {"email": "a@example.com", "phone": "+919800000001"},
+        },
+    )
+
+
+def test_burst_sends_every_request_at_once_and_times_each(baseline_url: str) -> None:
+    requests = [hold_request(baseline_url, seat_label(i)) for i in range(50)]
+    requests.append(hold_request(baseline_url, "not a seat"))
+    replies = asyncio.run(burst(baseline_url, requests))
+    assert [r.status for r in replies] == [201] * 50 + [422]
+    assert replies[0].json()["seats"] == ["A1"]
+    assert all(0 < r.latency < 30 for r in replies)
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk not installed (make bench installs it)"
+)
+def test_wrk_script_sends_valid_holds_and_reports_them(baseline_url: str) -> None:
+    result = run_wrk(
+        baseline_url + "/v1/bookings",
+        "key",
+        [str(uuid.uuid4())],
+        SEATS_PER_ROW,
+        ROWS,
+        seconds=1,
+        connections=4,
+    )
+    assert result.requests > 0
+    assert result.statuses == {201: result.requests}
+    assert 0 < result.p50_ms <= result.p99_ms <= result.max_ms
+
+
+def test_seat_labels_match_the_lua_script_and_the_api_pattern() -> None:
+    assert [seat_label(i) for i in (0, 199, 200, ROWS * SEATS_PER_ROW - 1)] == [
+        "A1",
+        "A200",
+        "B1",
+        "Z200",
+    ]
+
+
+def test_missed_goals_are_stated_plainly() -> None:
+    assert percentile([5, 1, 3, 2, 4], 50) == 3
+    assert percentile([float(i) for i in range(1, 101)], 99) == 99
+    result = ScenarioResult("x", "1. X")
+    result.rows = [
+        Row("p99", "60 ms", goal=Goal("1. X", "p99", 60, 50, True, " ms")),
+        Row("ratio", "0.3", goal=Goal("1. X", "ratio", 0.3, 0.25, False)),
+    ]
+    table = markdown_table([result])
+    assert "| ≤ 50 ms | **MISSED** |" in table
+    assert "| ≥ 0.25 | met |" in table
+
+
+def test_mailbox_times_each_email_by_the_booking_it_mentions() -> None:
+    mailbox = Mailbox().start()
+    try:
+        message = EmailMessage()
+        message["From"], message["To"] = "a@example.com", "b@example.com"
+        message["Subject"] = "Booking K7PQ2M9X confirmed"
+        message.set_content("Seats A1, A2")
+        before = time.time()
+        with smtplib.SMTP("127.0.0.1", mailbox.port, timeout=10) as smtp:
+            smtp.send_message(message)
+        arrivals = mailbox.first_arrivals({"K7PQ2M9X", "ZZZZZZZZ"})
+        assert list(arrivals) == ["K7PQ2M9X"]
+        assert before <= arrivals["K7PQ2M9X"] <= time.time()
+    finally:
+        mailbox.stop()
