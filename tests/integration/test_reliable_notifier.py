@@ -342,17 +342,25 @@ def test_admin_cli_shows_queues_and_purges_only_with_confirmation(
     assert set(data["queues"]) == {"notifier.email", "notifier.sms", "reaper"}
     assert data["dead_letters"].get("notifier", 0) >= 3
 
-    # Nothing consumes notifier.sms here: park two messages there, then purge.
+    # Nothing consumes notifier.sms here: park two more messages there, then purge.
     for _ in range(2):
         worker.celery.send_task("notifier.send_sms_probe", args=[{}], queue="notifier.sms")
+
+    def waiting() -> int:
+        data = json.loads(admin("--json", "queues", stack=stack).stdout)
+        return int(data["queues"]["notifier.sms"])
+
+    parked = waiting()
+    assert parked >= 2
     refused = admin("purge-queue", "notifier.sms", stack=stack, stdin="")
     assert refused.returncode == 1
-    assert json.loads(admin("--json", "queues", stack=stack).stdout)["queues"]["notifier.sms"] == 2
+    assert waiting() == parked
     wrong = admin("purge-queue", "notifier.sms", stack=stack, stdin="yes\n")
     assert wrong.returncode == 1
     purged = admin("--json", "purge-queue", "notifier.sms", "--yes", stack=stack)
     assert purged.returncode == 0, purged.stderr
-    assert json.loads(purged.stdout) == {"queue": "notifier.sms", "purged": 2}
+    assert json.loads(purged.stdout) == {"queue": "notifier.sms", "purged": parked}
+    assert waiting() == 0
 
     stats = admin("tasks", "stats", stack=stack)
     assert stats.returncode == 0, stats.stderr

@@ -6,16 +6,17 @@ not Redis: they must outlive a Redis restart, and operators query them.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from boxoffice_db.models import DeadLetter
+from boxoffice_db.models import DeadLetter, Delivery
 from celery import Celery
 from prometheus_client import Counter
-from sqlalchemy import String, cast, delete, func, select
+from sqlalchemy import String, cast, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -125,6 +126,18 @@ def replay_dead_letter(session: Session, app: Celery, letter: DeadLetter) -> str
     session.refresh(letter, with_for_update=True)
     if letter.replayed_at is not None:
         raise ValueError(f"dead letter {letter.id} was already replayed")
+    if letter.event_id is not None:
+        # A consumer that gave up recorded the delivery as failed, a final state it would
+        # skip; the operator asks for another try, so reopen it.
+        with contextlib.suppress(ValueError):
+            session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.event_id == uuid.UUID(letter.event_id),
+                    Delivery.status == "failed",
+                )
+                .values(status="pending")
+            )
     result = app.send_task(
         letter.task_name,
         args=letter.message.get("args", []),
