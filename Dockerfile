@@ -1,6 +1,7 @@
 # One image for every Boxoffice service; the command selects which one runs:
 #   boxoffice-api | boxoffice-relay | boxoffice-notifier -Q notifier.email | boxoffice-reaper |
-#   boxoffice-scheduler | python -m boxoffice_db.migrate
+#   boxoffice-scheduler | python -m boxoffice_db.migrate |
+#   celery -A boxoffice_messaging.flower_app flower (Flower, for the chart's optional component)
 # Build with `make image`.
 
 # ---- build: resolve the locked dependencies into a virtualenv with uv ------------------------
@@ -14,6 +15,7 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /src
 # The lockfile and workspace manifests first, so the dependency layer is cached across code edits.
 COPY pyproject.toml uv.lock ./
+COPY libs/client/pyproject.toml libs/client/
 COPY libs/contracts/pyproject.toml libs/contracts/
 COPY libs/db/pyproject.toml libs/db/
 COPY libs/messaging/pyproject.toml libs/messaging/
@@ -23,13 +25,15 @@ COPY services/booking/pyproject.toml services/booking/
 COPY services/notifier/pyproject.toml services/notifier/
 COPY services/reaper/pyproject.toml services/reaper/
 COPY services/scheduler/pyproject.toml services/scheduler/
+COPY tools/codegen/pyproject.toml tools/codegen/
 COPY tools/devstack/pyproject.toml tools/devstack/
 ENV SERVICES="boxoffice-booking boxoffice-notifier boxoffice-reaper boxoffice-scheduler"
 # Third-party dependencies of the four services only: no dev tools, no devstack (local PostgreSQL
 # and Redis wheels), no workspace code yet.
 RUN for service in $SERVICES; do \
       uv sync --frozen --no-dev --inexact --no-install-workspace --package "$service" || exit 1; \
-    done
+    done \
+ && uv sync --frozen --no-dev --inexact --no-install-workspace --package boxoffice-messaging --extra flower
 COPY libs libs
 COPY services services
 COPY tools tools

@@ -2,7 +2,11 @@
 SHELL := /bin/bash
 UV ?= uv
 PY := $(UV) run --frozen
-PROTO_OUT := libs/contracts
+BUF := node_modules/.bin/buf
+# `buf breaking` compares proto/ with this git ref's proto/ (override: BREAKING_AGAINST=origin/main).
+BREAKING_AGAINST ?= main
+# Schemathesis examples per API operation: a bounded run in `make test`, a long one in `make fuzz`.
+FUZZ_EXAMPLES ?= 400
 IMAGE ?= boxoffice/boxoffice
 TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 CHART := deploy/helm/boxoffice
@@ -18,19 +22,49 @@ install: ## install the locked dependencies into .venv (installs uv if missing)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 
+# The buf CLI ships in the @bufbuild/buf npm package (version pinned in package.json).
+$(BUF): package.json
+	@command -v npm >/dev/null || { echo "npm is missing: installing Node.js and npm"; \
+		apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	npm install --no-package-lock --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $(BUF)
+
+.PHONY: buf
+buf: $(BUF) ## install the buf CLI locally into node_modules/
+
 .PHONY: proto
-proto: install ## regenerate the Python message code from proto/
-	rm -rf $(PROTO_OUT)/boxoffice
-	$(PY) python -m grpc_tools.protoc -Iproto --python_out=$(PROTO_OUT) --mypy_out=$(PROTO_OUT) \
-		$$(find proto -name '*.proto' | sort)
-	find $(PROTO_OUT)/boxoffice -type d -exec touch {}/__init__.py \;
+proto: install ## regenerate the Python message code and mypy stubs from proto/ into libs/contracts
+	$(PY) boxoffice-codegen proto
+
+.PHONY: buf-check
+buf-check: $(BUF) ## buf lint (STANDARD) and buf breaking against main's proto/ (BREAKING_AGAINST=ref)
+	$(BUF) lint proto
+	@ref=$(BREAKING_AGAINST); \
+	git rev-parse -q --verify "$$ref^{commit}" >/dev/null || ref=origin/$(BREAKING_AGAINST); \
+	git rev-parse -q --verify "$$ref^{commit}" >/dev/null || \
+		{ echo "no git ref $(BREAKING_AGAINST) to compare proto/ with (set BREAKING_AGAINST)"; exit 1; }; \
+	echo "$(BUF) breaking proto --against .git#ref=$$ref,subdir=proto"; \
+	$(BUF) breaking proto --against ".git#ref=$$ref,subdir=proto"
+
+.PHONY: openapi
+openapi: install ## export the booking API's OpenAPI document to docs/openapi.json
+	$(PY) boxoffice-codegen openapi
+
+.PHONY: contracts-check
+contracts-check: install buf-check ## buf checks, generated proto code and docs/openapi.json fresh
+	$(PY) boxoffice-codegen proto --check
+	$(PY) boxoffice-codegen openapi --check
+
+.PHONY: fuzz
+fuzz: install ## long schemathesis run against a live API (FUZZ_EXAMPLES=400 per operation)
+	BOXOFFICE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) pytest tests/contracts/test_api_fuzz.py -s
 
 .PHONY: run
 run: install ## start every service locally (FLOWER=1 adds Flower on :5555; Ctrl-C stops all)
 	$(PY) boxoffice-dev run $(if $(FLOWER),--flower)
 
 .PHONY: test
-test: install ## unit, integration and end-to-end tests (real PostgreSQL, Redis, workers)
+test: install buf-check ## buf checks, then unit, integration, contract and end-to-end tests
 	$(PY) pytest tests
 
 .PHONY: chaos
@@ -38,6 +72,10 @@ chaos: install ## the full chaos test: 2,000 bookings while processes are killed
 	CHAOS_BOOKINGS=$${CHAOS_BOOKINGS:-2000} CHAOS_KILLS=$${CHAOS_KILLS:-3} \
 		$(PY) pytest tests/e2e/test_chaos.py -s -p no:cacheprovider -o timeout=3600
 
+.PHONY: bench-reaper
+bench-reaper: install ## acceptance load: 3 reapers expire 5,000 holds due over a minute (p99 lag < 1.5 s)
+	BOXOFFICE_TEST_HOLDS=5000 BOXOFFICE_TEST_WINDOW_SECONDS=60 BOXOFFICE_TEST_P99_SECONDS=1.5 \
+		$(PY) pytest tests/e2e/test_reaper_replicas.py -k exactly_once -s
 .PHONY: bench-notifier
 bench-notifier: install ## email throughput of one notifier worker by thread-pool size
 	$(PY) python -m tests.bench.notifier_pool

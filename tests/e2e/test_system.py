@@ -39,7 +39,6 @@ def system(stack: Stack) -> Iterator[System]:
         BOXOFFICE_REAPER_SWEEP_INTERVAL_SECONDS="0.25",
         BOXOFFICE_SMTP_HOST="127.0.0.1",
         BOXOFFICE_SMTP_PORT=str(smtp.port),
-        BOXOFFICE_SCHEDULER_STATE_DIR=str(stack.var / "scheduler"),
     )
     logs = stack.var / "e2e-logs"
     processes = {

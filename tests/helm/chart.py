@@ -50,6 +50,11 @@ ALL_FEATURES: Values = {
     },
     "reaper": {"keda": {"enabled": True, "targetTasksPerReplica": 8}},
     "relay": {"podDisruptionBudget": {"enabled": True}},
+    "flower": {
+        "enabled": True,
+        "basicAuth": {"username": "ops", "password": "flower-pw"},
+        "networkPolicy": {"ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "ops"}}}]},
+    },
     "monitoring": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "podMonitor": {"enabled": True},

@@ -119,7 +119,12 @@ def test_defaults_create_no_secret_and_read_the_documented_one() -> None:
 def test_inline_urls_and_passwords_go_to_a_created_secret() -> None:
     rendered = render(VALUE_SETS["all-features"])
     secret = rendered.get("Secret", f"{FULLNAME}-secrets")
-    assert set(secret["data"]) == {"DATABASE_URL", "REDIS_URL", "SMTP_PASSWORD"}
+    assert set(secret["data"]) == {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SMTP_PASSWORD",
+        "FLOWER_BASIC_AUTH",
+    }
     for deployment in rendered.of_kind("Deployment"):
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             for entry in container.get("env", []):

@@ -29,7 +29,7 @@ def test_queue_length_includes_prioritised_messages(stack: Stack) -> None:
     keys = {k.decode() for k in client.scan_iter(match=f"{queue}*")}
     assert len(keys) >= 2, f"expected priority sub-lists, got {keys}"
 
-    collector = QueueLengthCollector(stack.redis_url, queue_names(app))
+    collector = QueueLengthCollector(client, queue_names(app))
     [family] = list(collector.collect())
     lengths = {s.labels["queue_name"]: s.value for s in family.samples}
     assert lengths[queue] == 4
@@ -39,7 +39,9 @@ def test_queue_length_includes_prioritised_messages(stack: Stack) -> None:
 
 
 def test_queue_length_is_absent_not_an_error_when_redis_is_down() -> None:
-    collector = QueueLengthCollector("redis://127.0.0.1:1/0", ["reaper"])
+    collector = QueueLengthCollector(
+        Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1), ["reaper"]
+    )
     assert list(collector.collect()) == []
 
 

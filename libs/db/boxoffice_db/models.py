@@ -178,6 +178,12 @@ class Booking(Base):
             postgresql_where=text("status = 'PENDING'"),
         ),
         Index("ix_bookings_customer_email", "customer_email"),
+        # Retention finds finished bookings whose personal data is still there.
+        Index(
+            "ix_bookings_not_anonymised",
+            "status",
+            postgresql_where=text("anonymised_at IS NULL AND status IN ('EXPIRED', 'CANCELLED')"),
+        ),
         Index(
             "ix_bookings_confirmed_showtime",
             "showtime_id",
@@ -200,6 +206,8 @@ class Booking(Base):
     confirmed_at: Mapped[datetime | None]
     expired_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    # Set when retention replaced the customer's email and phone (see the reaper's retention).
+    anonymised_at: Mapped[datetime | None]
     # The customer asked for no SMS; email is always sent (it carries the ticket).
     sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
@@ -250,6 +258,7 @@ class OutboxEvent(Base):
             "id",
             postgresql_where=text("published_at IS NULL"),
         ),
+        Index("ix_outbox_published_at", "published_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -270,6 +279,7 @@ class Delivery(Base):
     """
 
     __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_created_at", "created_at"),)
 
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)

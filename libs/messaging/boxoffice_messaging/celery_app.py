@@ -7,6 +7,7 @@ from celery import Celery
 from kombu import Queue
 
 from boxoffice_messaging.liveness import install_liveness_file
+from boxoffice_messaging.redis_client import broker_transport_options
 from boxoffice_messaging.routes import QUEUE_EMAIL, QUEUE_REAPER, QUEUE_SMS
 
 
@@ -30,7 +31,13 @@ def create_celery_app(name: str, settings: Settings) -> Celery:
             "visibility_timeout": settings.celery_visibility_timeout_seconds,
             "socket_keepalive": True,
             "health_check_interval": 10,
+            # sentinel:// brokers: which master the Sentinels are asked for.
+            **broker_transport_options(settings.redis_url, settings.redis_sentinel_master),
         },
+        # The same for a sentinel:// result backend (the notifier's chord results use REDIS_URL).
+        result_backend_transport_options=broker_transport_options(
+            settings.redis_url, settings.redis_sentinel_master
+        ),
         task_queues=[Queue(QUEUE_EMAIL), Queue(QUEUE_SMS), Queue(QUEUE_REAPER)],
         task_create_missing_queues=False,
         worker_send_task_events=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -28,6 +28,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "BOXOFFICE_DATABASE_URL"),
     )
     redis_url: str = Field(validation_alias=AliasChoices("REDIS_URL", "BOXOFFICE_REDIS_URL"))
+    # The master's name when REDIS_URL is a sentinel:// URL (ignored otherwise).
+    redis_sentinel_master: str = Field(default="mymaster", min_length=1)
     db_pool_size: int = Field(default=10, ge=1)
 
     # Holds
@@ -52,10 +54,38 @@ class Settings(BaseSettings):
 
     # Reaper and scheduler
     reaper_batch_size: int = Field(default=500, ge=1)
-    # The sweep interval is the floor of the expiry lag: at 1 s, p99 lag exceeded the 1 s goal
-    # (docs/benchmarks.md); an idle sweep is one indexed query.
-    reaper_sweep_interval_seconds: float = Field(default=0.25, gt=0)
-    scheduler_state_dir: str = "var/scheduler"
+    # A sweep also follows the holds falling due until the next sweep (boxoffice_reaper.tasks),
+    # so the expiry lag is not floored by this interval, as it was with plain sweeps.
+    reaper_sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    # A due hold with a payment in progress: ask the provider at most this often, and expire
+    # it anyway once this long past its expiry (a late capture is then re-acquired or refunded).
+    reaper_payment_recheck_seconds: float = Field(default=10.0, gt=0)
+    reaper_payment_grace_seconds: float = Field(default=900.0, ge=0)
+
+    # Scheduler: each job's timing is seconds ("300"), a UTC cron expression, or "off";
+    # a mounted YAML file can set them too (see services/scheduler).
+    scheduler_schedule_file: str | None = None
+    schedule_showtime_reminders: str = "300"
+    schedule_daily_report: str = "5 0 * * *"
+    schedule_purge_retention: str = "604800"
+    schedule_purge_expired_keys: str = "3600"
+    # Leader election: "auto" uses a Kubernetes Lease inside a cluster, a Redis lock elsewhere.
+    scheduler_leader_election: Literal["auto", "kubernetes", "redis"] = "auto"
+    scheduler_identity: str | None = None
+    scheduler_lease_name: str = "boxoffice-scheduler"
+    scheduler_lease_namespace: str | None = None
+    scheduler_lease_duration_seconds: float = Field(default=15.0, gt=0)
+    scheduler_renew_deadline_seconds: float = Field(default=10.0, gt=0)
+    scheduler_retry_period_seconds: float = Field(default=2.0, gt=0)
+
+    # Data retention (reaper): personal data of expired/cancelled bookings, and old rows.
+    retention_personal_data_days: float = Field(default=30.0, ge=0)
+    retention_outbox_days: float = Field(default=7.0, ge=0)
+    retention_deliveries_days: float = Field(default=30.0, ge=0)
+    retention_tasks_days: float = Field(default=30.0, ge=0)
+    retention_revoked_api_keys_days: float = Field(default=90.0, ge=0)
+    retention_webhook_events_days: float = Field(default=30.0, ge=0)
+    retention_batch_size: int = Field(default=1000, ge=1)
 
     # Celery: visibility_timeout must exceed the longest task, or Redis redelivers it while it runs.
     # Tests lower it (with the retry cap) so a killed worker's message comes back quickly.
@@ -136,6 +166,22 @@ class Settings(BaseSettings):
                 "BOXOFFICE_RETRY_BACKOFF_MAX_SECONDS must be at most half of "
                 "BOXOFFICE_CELERY_VISIBILITY_TIMEOUT_SECONDS"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _lease_timings_leave_room(self) -> Settings:
+        # A leader must give up before its lease can lapse, and retry several times before that.
+        if not (
+            self.scheduler_retry_period_seconds
+            < self.scheduler_renew_deadline_seconds
+            < self.scheduler_lease_duration_seconds
+        ):
+            raise ValueError(
+                "scheduler timings need retry period < renew deadline < lease duration"
+            )
+        if self.retention_deliveries_days < self.retention_outbox_days:
+            # A delivery row is what stops a re-sent event from emailing twice.
+            raise ValueError("retention_deliveries_days must be >= retention_outbox_days")
         return self
 
     @property

@@ -41,8 +41,10 @@ def queue_lengths(client: Redis, queues: Sequence[str]) -> dict[str, int]:
 class QueueLengthCollector(Collector):
     """Reports `celery_queue_length` for the given queues on every scrape."""
 
-    def __init__(self, redis_url: str, queues: Sequence[str]) -> None:
-        self._client = Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+    def __init__(self, client: Redis, queues: Sequence[str]) -> None:
+        # The caller builds the client (boxoffice_messaging.redis_client handles Sentinel URLs);
+        # give it short socket timeouts so a scrape never hangs on Redis.
+        self._client = client
         self._queues = list(queues)
 
     def describe(self) -> Iterator[Metric]:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from celery import Celery
 from celery.signals import worker_process_init
 from prometheus_client.registry import Collector
+from redis import Redis
 from sqlalchemy import Engine
 
 from boxoffice_telemetry.celery import instrument_celery_producer, instrument_celery_worker
@@ -61,14 +62,14 @@ def setup_celery_worker(
     *,
     service: str,
     metrics_port: int,
-    redis_url: str,
+    redis: Redis,
     pool: str,
     engine: Callable[[], Engine],
 ) -> None:
     """Metrics on `metrics_port`, task metrics and spans from signals, tracing after fork."""
     prepare_multiprocess_dir()
     instrument_celery_worker()
-    serve_metrics(metrics_port, [QueueLengthCollector(redis_url, queue_names(app))])
+    serve_metrics(metrics_port, [QueueLengthCollector(redis, queue_names(app))])
 
     def start_tracing(**_: object) -> None:
         if configure_tracing(service):
@@ -86,12 +87,12 @@ def setup_producer(
     *,
     service: str,
     metrics_port: int,
-    redis_url: str,
+    redis: Redis,
     engine: Callable[[], Engine] | None = None,
     collectors: Sequence[Collector] = (),
 ) -> None:
     """For processes that publish tasks without consuming any (relay, scheduler)."""
     instrument_celery_producer()
-    serve_metrics(metrics_port, [QueueLengthCollector(redis_url, queue_names(app)), *collectors])
+    serve_metrics(metrics_port, [QueueLengthCollector(redis, queue_names(app)), *collectors])
     if configure_tracing(service) and engine is not None:
         trace_sqlalchemy(engine())

@@ -12,6 +12,7 @@ from boxoffice_telemetry.tracing import configure_tracing, trace_sqlalchemy
 from fastapi import FastAPI
 
 from boxoffice_booking.auth import SCOPES, create_api_key
+from boxoffice_booking.openapi import install_openapi, operation_id
 from boxoffice_booking.problems import install_problem_handlers
 from boxoffice_booking.routes import bookings, health, showtimes, tasks
 
@@ -36,6 +37,8 @@ def create_app() -> FastAPI:
         version="1.0.0",
         summary="Hold seats, pay, and get a confirmation.",
         lifespan=lifespan,
+        # operationId is the handler's name (`create_booking`): stable and readable in clients.
+        generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
     app.include_router(health.router)
@@ -45,4 +48,5 @@ def create_app() -> FastAPI:
     instrument_fastapi(app)
     if configure_tracing("booking-api"):
         trace_sqlalchemy(get_engine())
+    install_openapi(app)
     return app

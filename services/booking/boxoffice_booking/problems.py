@@ -76,6 +76,28 @@ class ServiceUnavailable(Problem):
     status, slug, title = 503, "service-unavailable", "A dependency is unavailable"
 
 
+# Problem types the handlers below produce themselves (the `Problem` subclasses add the rest);
+# the OpenAPI document lists them all as examples: (status, slug, title).
+HANDLER_PROBLEM_TYPES: tuple[tuple[int, str, str], ...] = (
+    (400, "malformed-json", "Malformed JSON"),
+    (404, "not-found", "Not found"),
+    (405, "method-not-allowed", "Method Not Allowed"),
+    (422, "validation-error", "The request is not valid"),
+    (500, "internal-error", "Internal error"),
+)
+
+
+def problem_types() -> list[tuple[int, str, str]]:
+    """Every (status, slug, title) the API can answer with, for the OpenAPI document."""
+    found = {slug: (status, slug, title) for status, slug, title in HANDLER_PROBLEM_TYPES}
+    pending: list[type[Problem]] = list(Problem.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.slug, (cls.status, cls.slug, cls.title))
+        pending.extend(cls.__subclasses__())
+    return sorted(found.values())
+
+
 def problem_response(
     request: Request,
     status: int,
@@ -131,16 +153,35 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route answers on this path (RFC 9110 `Allow`).
+
+    Starlette's 405 names only the first route that matched the path, so a path with GET and
+    POST on two routes would claim to allow one of them.
+    """
+    from fastapi.routing import iter_route_contexts
+
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
     return problem_response(
         request,
         exc.status_code,
         slug,
         str(exc.detail),
         str(exc.detail),
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
 
 

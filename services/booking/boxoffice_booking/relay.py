@@ -20,6 +20,7 @@ from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.heartbeat import Heartbeat
 from boxoffice_messaging.outbox import outbox_backlog, publish_pending
 from boxoffice_messaging.redelivery import redeliver_lost
+from boxoffice_messaging.redis_client import redis_from_settings
 from boxoffice_messaging.retry import RetryPolicy
 from boxoffice_settings import Settings, get_settings
 from boxoffice_telemetry.domain import DeadLetterCollector
@@ -120,7 +121,7 @@ def main() -> None:
         create_celery_app("boxoffice-relay", settings),
         service="booking-relay",
         metrics_port=settings.metrics_port,
-        redis_url=settings.redis_url,
+        redis=redis_from_settings(settings, socket_timeout=2, socket_connect_timeout=2),
         engine=get_engine,
         collectors=[DeadLetterCollector(get_engine)],
     )

@@ -6,6 +6,7 @@ import sys
 
 from boxoffice_db.engine import dispose_engine, get_engine
 from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_messaging.redis_client import redis_from_settings
 from boxoffice_messaging.routes import QUEUE_EMAIL, QUEUE_SMS
 from boxoffice_settings import Settings, get_settings
 from boxoffice_telemetry.logs import configure_logging
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         app,
         service="notifier",
         metrics_port=settings.metrics_port,
-        redis_url=settings.redis_url,
+        redis=redis_from_settings(settings, socket_timeout=2, socket_connect_timeout=2),
         pool=pool,
         engine=get_engine,
     )

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
-import redis
+from boxoffice_messaging.redis_client import redis_from_settings
 from boxoffice_settings import Settings, get_settings
 
 from boxoffice_notifier.ratelimit import RateLimiter
@@ -34,7 +34,7 @@ _lock = threading.Lock()
 @lru_cache(maxsize=1)
 def _build() -> Providers:
     settings = get_settings()
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    client = redis_from_settings(settings, socket_timeout=5, socket_connect_timeout=5)
     return Providers(
         settings=settings,
         smtp=SmtpSender(settings),

@@ -7,6 +7,7 @@ import sys
 
 from boxoffice_db.engine import dispose_engine, get_engine
 from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_messaging.redis_client import redis_from_settings
 from boxoffice_messaging.routes import QUEUE_REAPER
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         app,
         service="reaper",
         metrics_port=settings.metrics_port,
-        redis_url=settings.redis_url,
+        redis=redis_from_settings(settings, socket_timeout=2, socket_connect_timeout=2),
         pool=pool,
         engine=get_engine,
     )

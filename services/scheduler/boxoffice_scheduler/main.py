@@ -1,45 +1,45 @@
-"""`boxoffice-scheduler`: Celery Beat."""
+"""`boxoffice-scheduler`: Celery Beat with leader election; only the leader sends."""
 
 from __future__ import annotations
 
 import logging
-import sys
-from pathlib import Path
+import signal
+from types import FrameType
 
 from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_messaging.redis_client import redis_from_settings
 from boxoffice_settings import get_settings
-from boxoffice_telemetry.domain import SCHEDULER_LEADER
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.wiring import setup_producer
+from celery.beat import Service
 
-from boxoffice_scheduler.schedule import build_schedule
+from boxoffice_scheduler.scheduler import LeaderScheduler
 
 log = logging.getLogger(__name__)
 
 
-def main(argv: list[str] | None = None) -> None:
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    # Raised in the beat loop, which then closes the scheduler and so hands the lease over.
+    raise SystemExit(0)
+
+
+def main() -> None:
     settings = get_settings()
     configure_logging("scheduler", settings.log_level)
     app = create_celery_app("boxoffice-scheduler", settings)
     setup_producer(
-        app, service="scheduler", metrics_port=settings.metrics_port, redis_url=settings.redis_url
+        app,
+        service="scheduler",
+        metrics_port=settings.metrics_port,
+        redis=redis_from_settings(settings, socket_timeout=2, socket_connect_timeout=2),
     )
-    app.conf.beat_schedule = build_schedule(settings)
-    state_dir = Path(settings.scheduler_state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    args = argv if argv is not None else sys.argv[1:]
-    # Without leader election this one scheduler is the leader; an elected scheduler sets the
-    # gauge when it gains or loses the lease instead.
-    SCHEDULER_LEADER.set(1)
-    log.info("scheduler starting", extra={"jobs": sorted(app.conf.beat_schedule)})
-    app.start(
-        [
-            "beat",
-            "--loglevel=WARNING",
-            f"--schedule={state_dir / 'celerybeat-schedule'}",
-            *args,
-        ]
-    )
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    # The leader gauge (boxoffice_scheduler_leader) is set by the election as the lease moves.
+    service = Service(app, max_interval=1, scheduler_cls=LeaderScheduler)
+    log.info("beat: starting")
+    service.start()
+    log.info("beat: stopped")
 
 
 if __name__ == "__main__":

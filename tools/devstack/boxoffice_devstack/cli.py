@@ -48,7 +48,6 @@ def run(var: Path, flower: bool = False) -> int:
         BOXOFFICE_SMTP_PORT=str(smtp_port),
         BOXOFFICE_SMS_GATEWAY_URL=f"http://127.0.0.1:{sms_port}/Messages.json",
         BOXOFFICE_SMS_GATEWAY_TOKEN="dev",  # noqa: S106 - the local sink checks no token
-        BOXOFFICE_SCHEDULER_STATE_DIR=str(var / "scheduler"),
     )
     env.setdefault("BOXOFFICE_REPORT_RECIPIENTS", "operators@boxoffice.invalid")
     os.environ.update(env)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from boxoffice_messaging.redis_client import redis_from_settings
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from redis import Redis
 from sqlalchemy import text
 
 from boxoffice_booking.deps import SessionDep, SettingsDep
@@ -29,7 +29,7 @@ def read_readiness(session: SessionDep, settings: SettingsDep) -> JSONResponse:
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        client = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        client = redis_from_settings(settings, socket_timeout=2, socket_connect_timeout=2)
         with client:
             client.ping()
         checks["redis"] = "ok"

@@ -1,7 +1,7 @@
 """tasks, dead letters, and the relay's per-aggregate outbox index
 
 Revision ID: 0401
-Revises: 0501
+Revises: 0601
 Create Date: 2026-11-21 04:44:48.971543
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0401"
-down_revision: str | None = "0501"
+down_revision: str | None = "0601"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

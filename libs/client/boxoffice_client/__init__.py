@@ -1,0 +1,70 @@
+"""A typed client for the Boxoffice booking API: httpx, sync and async, safe retries.
+
+from boxoffice_client import BoxofficeClient
+
+with BoxofficeClient("http://127.0.0.1:8000", api_key) as boxoffice:
+    booking = boxoffice.create_booking(showtime_id, ["C3", "C4"], "ada@example.com")
+    boxoffice.pay(booking.id)
+"""
+
+from boxoffice_client.async_client import AsyncBoxofficeClient
+from boxoffice_client.client import BoxofficeClient
+from boxoffice_client.errors import (
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    BoxofficeError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    Problem,
+    RateLimitedError,
+    SeatsUnavailableError,
+    ServerError,
+    ServiceUnavailableError,
+    TransportError,
+    UnprocessableEntityError,
+)
+from boxoffice_client.models import (
+    Booking,
+    BookingSeat,
+    Customer,
+    Health,
+    Page,
+    Payment,
+    SeatMap,
+    SeatState,
+)
+from boxoffice_client.pagination import aiterate, iterate
+from boxoffice_client.retry import NO_RETRIES, RetryPolicy
+
+__all__ = [
+    "NO_RETRIES",
+    "ApiError",
+    "AsyncBoxofficeClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "Booking",
+    "BookingSeat",
+    "BoxofficeClient",
+    "BoxofficeError",
+    "ConflictError",
+    "Customer",
+    "Health",
+    "NotFoundError",
+    "Page",
+    "Payment",
+    "PermissionDeniedError",
+    "Problem",
+    "RateLimitedError",
+    "RetryPolicy",
+    "SeatMap",
+    "SeatState",
+    "SeatsUnavailableError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "TransportError",
+    "UnprocessableEntityError",
+    "aiterate",
+    "iterate",
+]

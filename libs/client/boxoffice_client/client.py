@@ -1,0 +1,128 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+
+from boxoffice_client import calls
+from boxoffice_client.calls import Call
+from boxoffice_client.errors import TransportError, error_for
+from boxoffice_client.models import Booking, Health, Payment, SeatMap
+from boxoffice_client.retry import RetryPolicy
+
+T = TypeVar("T")
+
+USER_AGENT = "boxoffice-client/0.1"
+
+
+def auth_headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
+
+
+class BoxofficeClient:
+    """Calls the booking API with an API key, retrying safely (see `boxoffice_client.retry`).
+
+    Use it as a context manager, or call `close()`. Pass `http` to bring your own
+    `httpx.Client` (its base URL, timeouts, transport and event hooks are used as they are).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
+        self._headers = auth_headers(api_key)
+        self._sleep = sleep
+
+    def __enter__(self) -> BoxofficeClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def send(self, call: Call[T]) -> T:
+        """Send one operation, retrying as the policy allows; raise an `ApiError` on failure."""
+        request = self._http.build_request(
+            call.method,
+            call.path,
+            json=call.json,
+            params=call.params or None,
+            headers={**self._headers, **call.headers()},
+        )
+        attempt = 0
+        while True:
+            try:
+                response = self._http.send(request)
+            except httpx.TransportError as exc:
+                delay = self.retry.delay_after_error(request, attempt)
+                if delay is None:
+                    raise TransportError(f"{call.method} {call.path}: {exc!r}") from exc
+            else:
+                if response.is_success:
+                    return call.result.validate_json(response.content)
+                delay = self.retry.delay_after_response(response, attempt)
+                if delay is None:
+                    raise error_for(response)
+            self._sleep(delay)
+            attempt += 1
+
+    def health(self) -> Health:
+        """Liveness of the API process."""
+        return self.send(calls.read_health())
+
+    def seat_map(self, showtime_id: uuid.UUID | str) -> SeatMap:
+        """Every seat of a showtime: available, held, sold or blocked."""
+        return self.send(calls.read_seat_map(showtime_id))
+
+    def create_booking(
+        self,
+        showtime_id: uuid.UUID | str,
+        seats: Sequence[str],
+        email: str,
+        phone: str | None = None,
+        *,
+        sms_opt_out: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Booking:
+        """Hold seats: a PENDING booking until `expires_at`; SeatsUnavailableError if taken."""
+        call = calls.create_booking(showtime_id, seats, email, phone, idempotency_key, sms_opt_out)
+        return self.send(call)
+
+    def booking(self, booking_id: uuid.UUID | str) -> Booking:
+        return self.send(calls.read_booking(booking_id))
+
+    def pay(
+        self,
+        booking_id: uuid.UUID | str,
+        provider: str = "test",
+        outcome: str | None = "succeeded",
+        *,
+        idempotency_key: str | None = None,
+    ) -> Payment:
+        """Pay for a held booking (the `test` provider settles at once with `outcome`)."""
+        return self.send(calls.create_payment(booking_id, provider, outcome, idempotency_key))
+
+    def cancel(self, booking_id: uuid.UUID | str, *, idempotency_key: str | None = None) -> Booking:
+        """Cancel a booking; its seats return to sale."""
+        return self.send(calls.cancel_booking(booking_id, idempotency_key))

@@ -1,0 +1,16 @@
+"""One live booking API process shared by the contract and client tests of this package."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.live_api import LiveApi, live_api
+from tests.support.stack import Stack
+
+
+@pytest.fixture(scope="package")
+def api(stack: Stack) -> Iterator[LiveApi]:
+    with live_api(stack, "contracts-api") as running:
+        yield running

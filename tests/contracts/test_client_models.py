@@ -1,0 +1,57 @@
+"""The client's models describe exactly what docs/openapi.json says the API returns."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from boxoffice_client import models
+from boxoffice_client.errors import Problem
+from boxoffice_codegen.paths import OPENAPI_PATH
+from pydantic import BaseModel
+
+# client model -> the schema of the response body it reads
+MODEL_SCHEMAS: dict[type[BaseModel], str] = {
+    models.Booking: "BookingPublic",
+    models.BookingSeat: "BookingSeatPublic",
+    models.Customer: "Customer",
+    models.Payment: "PaymentPublic",
+    models.SeatMap: "SeatMapPublic",
+    models.SeatState: "SeatStatePublic",
+    models.Health: "Health",
+}
+
+
+@pytest.fixture(scope="module")
+def schemas() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(OPENAPI_PATH.read_text())
+    return document["components"]["schemas"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("model", list(MODEL_SCHEMAS), ids=lambda m: m.__name__)
+def test_a_client_model_has_every_field_of_its_schema_and_no_other(
+    model: type[BaseModel], schemas: dict[str, Any]
+) -> None:
+    schema = schemas[MODEL_SCHEMAS[model]]
+    assert set(model.model_fields) == set(schema["properties"])
+    for name in schema.get("required", []):
+        # A field the API always sends may still be optional in the client; never the reverse.
+        assert name in model.model_fields
+
+
+def test_the_problem_model_reads_the_problem_schema(schemas: dict[str, Any]) -> None:
+    assert set(Problem.model_fields) == set(schemas["Problem"]["required"])
+
+
+def test_every_response_body_schema_has_a_client_model(schemas: dict[str, Any]) -> None:
+    document: dict[str, Any] = json.loads(OPENAPI_PATH.read_text())
+    read: set[str] = set()
+    for item in document["paths"].values():
+        for operation in item.values():
+            for status, response in operation.get("responses", {}).items():
+                media = response.get("content", {}).get("application/json", {})
+                ref = media.get("schema", {}).get("$ref", "")
+                if status.startswith("2") and ref:
+                    read.add(ref.rsplit("/", 1)[-1])
+    assert read <= set(MODEL_SCHEMAS.values())
