@@ -68,6 +68,11 @@ run: install ## start every service locally (FLOWER=1 adds Flower on :5555; Ctrl
 test: install buf-check ## buf checks, then unit, integration, contract and end-to-end tests
 	$(PY) pytest tests
 
+.PHONY: chaos
+chaos: install ## the full chaos test: 2,000 bookings while processes are killed and restarted
+	CHAOS_BOOKINGS=$${CHAOS_BOOKINGS:-2000} CHAOS_KILLS=$${CHAOS_KILLS:-3} \
+		$(PY) pytest tests/e2e/test_chaos.py -s -p no:cacheprovider -o timeout=3600
+
 .PHONY: bench-reaper
 bench-reaper: install ## acceptance load: 3 reapers expire 5,000 holds due over a minute (p99 lag < 1.5 s)
 	BOXOFFICE_TEST_HOLDS=5000 BOXOFFICE_TEST_WINDOW_SECONDS=60 BOXOFFICE_TEST_P99_SECONDS=1.5 \

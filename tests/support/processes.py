@@ -75,5 +75,6 @@ def wait_until(
         time.sleep(interval)
 
 
+# Generous: on a shared 2-core machine a Python service can take a minute just to import.
 def wait_for_http(url: str, timeout: float = 120) -> None:
     wait_until(lambda: httpx.get(url, timeout=1).status_code == 200, timeout, url)

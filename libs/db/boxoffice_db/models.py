@@ -320,6 +320,13 @@ class OutboxEvent(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        # The relay checks each aggregate's oldest unsent event to publish in order.
+        Index(
+            "ix_outbox_unpublished_aggregate",
+            "aggregate_id",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+        ),
         Index("ix_outbox_published_at", "published_at"),
     )
 
@@ -379,3 +386,78 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = _created_at()
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+class TaskStatus(enum.StrEnum):
+    """The life of a background task, as Celery names its states."""
+
+    PENDING = "PENDING"
+    STARTED = "STARTED"
+    RETRY = "RETRY"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    REVOKED = "REVOKED"
+
+
+class TaskRecord(Base):
+    """A background task's status, progress, outcome and timings, kept from Celery signals.
+
+    `args_summary` holds ids and types only: task arguments may carry personal data.
+    """
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_name_created_at", "name", "created_at"),
+        Index("ix_tasks_status_created_at", "status", "created_at"),
+        Index("ix_tasks_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    queue: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[TaskStatus] = mapped_column(
+        Enum(TaskStatus, name="task_status", values_callable=lambda e: [m.value for m in e])
+    )
+    progress_current: Mapped[int | None] = mapped_column(Integer)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
+    progress_message: Mapped[str | None] = mapped_column(String(500))
+    args_summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created_at()
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    runtime_seconds: Mapped[float | None]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class DeadLetter(Base):
+    """A message a service gave up on: the original message, why, and after how many attempts.
+
+    `service` makes it a per-service queue; replaying re-sends `message` to `task_name` on
+    `queue` and stamps `replayed_at`, so the row stays as a record.
+    """
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (
+        Index("ix_dead_letters_service_created_at", "service", "created_at"),
+        # A message redelivered after it was dead-lettered (a crash before the ack) is the
+        # same dead letter, not a second one.
+        UniqueConstraint("service", "task_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    service: Mapped[str] = mapped_column(String(64))
+    task_name: Mapped[str] = mapped_column(String(200))
+    queue: Mapped[str] = mapped_column(String(100))
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    event_id: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[dict[str, Any]]
+    error_type: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created_at()
+    replayed_at: Mapped[datetime | None]
+    replay_task_id: Mapped[str | None] = mapped_column(String(64))

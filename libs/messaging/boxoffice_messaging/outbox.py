@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
 from boxoffice_contracts.envelope import to_json
-from boxoffice_db.models import OutboxEvent
+from boxoffice_db.models import OutboxEvent, TaskRecord, TaskStatus
 from boxoffice_telemetry.tracing import current_trace_context, span_from_carrier
 from celery import Celery, group
-from sqlalchemy import select, update
+from prometheus_client import Counter, Histogram
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from boxoffice_messaging.routes import EVENT_ROUTES
+from boxoffice_messaging.routes import EVENT_ROUTES, Route
+from boxoffice_messaging.task_status import summarize_args
+
+PUBLISHED = Counter("boxoffice_outbox_published_total", "Outbox events published by the relay")
+PUBLISH_LAG = Histogram(
+    "boxoffice_outbox_publish_lag_seconds",
+    "Time from an event's commit to the outbox until the relay published it",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 
 
 def add_event(session: Session, envelope: Envelope) -> None:
@@ -35,10 +46,29 @@ def add_event(session: Session, envelope: Envelope) -> None:
     )
 
 
-def publish_event(app: Celery, event_type: str, payload: dict[str, Any]) -> None:
-    """Send an event to every task routed for it; several routes go as one group."""
+def task_id_for(event_id: uuid.UUID, route: Route) -> str:
+    """The Celery task id of an event's delivery to one task: the same on every re-send.
+
+    A relay that crashes after publishing re-sends the batch; the same task id keeps one
+    `tasks` row per delivery, and the consumer's inbox drops the duplicate.
+    """
+    return str(uuid.uuid5(event_id, route.task))
+
+
+def publish_event(
+    app: Celery, event_type: str, payload: dict[str, Any], event_id: uuid.UUID | None = None
+) -> None:
+    """Send an event to every task routed for it; several routes go as one group.
+
+    With `event_id`, each delivery gets its stable task id (see task_id_for).
+    """
     signatures = [
-        app.signature(route.task, args=[payload], queue=route.queue)
+        app.signature(
+            route.task,
+            args=[payload],
+            queue=route.queue,
+            task_id=task_id_for(event_id, route) if event_id is not None else None,
+        )
         for route in EVENT_ROUTES.get(event_type, ())
     ]
     if len(signatures) > 1:
@@ -48,10 +78,14 @@ def publish_event(app: Celery, event_type: str, payload: dict[str, Any]) -> None
 
 
 def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
-    """Publish up to `batch_size` unsent events in order and mark them sent.
+    """Publish up to `batch_size` unsent events, in order per aggregate, and mark them sent.
 
-    Rows are locked with SKIP LOCKED so several relays share the backlog. A crash after
-    publishing and before commit re-sends the batch; consumers deduplicate by event id.
+    Several relays share the backlog: each locks a batch with SKIP LOCKED. An event is only
+    published when no older unsent event of its aggregate is outside this batch (still
+    locked by another relay, or beyond the batch), so a booking's events go out in the
+    order they were written whatever the number of relays. A crash after publishing and
+    before the commit re-sends the batch; consumers deduplicate by event id.
+    Returns how many rows were examined, so the caller knows whether more may be waiting.
     """
     rows = session.scalars(
         select(OutboxEvent)
@@ -62,16 +96,79 @@ def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
     ).all()
     if not rows:
         return 0
-    for row in rows:
+    locked_ids = [row.id for row in rows]
+    blockers = dict(
+        session.execute(
+            select(OutboxEvent.aggregate_id, func.min(OutboxEvent.id))
+            .where(
+                OutboxEvent.published_at.is_(None),
+                OutboxEvent.aggregate_id.in_({row.aggregate_id for row in rows}),
+                OutboxEvent.id.not_in(locked_ids),
+            )
+            .group_by(OutboxEvent.aggregate_id)
+        ).all()
+    )
+    ready = [
+        row
+        for row in rows
+        if row.aggregate_id not in blockers or row.id < blockers[row.aggregate_id]
+    ]
+    if not ready:
+        return 0
+    task_rows = []
+    for row in ready:
         with span_from_carrier(
             f"outbox publish {row.event_type}",
             row.payload.get("trace_context"),
             attributes={"boxoffice.event_type": row.event_type},
         ):
-            publish_event(app, row.event_type, row.payload)
+            publish_event(app, row.event_type, row.payload, row.event_id)
+        for route in EVENT_ROUTES.get(row.event_type, ()):
+            task_id = task_id_for(row.event_id, route)
+            task_rows.append(
+                {
+                    "id": task_id,
+                    "name": route.task,
+                    "queue": route.queue,
+                    "status": TaskStatus.PENDING,
+                    "args_summary": summarize_args([row.payload], {}),
+                    "retries": 0,
+                }
+            )
+    if task_rows:
+        session.execute(
+            insert(TaskRecord)
+            .values(task_rows)
+            .on_conflict_do_nothing(index_elements=[TaskRecord.id])
+        )
     session.execute(
         update(OutboxEvent)
-        .where(OutboxEvent.id.in_([row.id for row in rows]))
+        .where(OutboxEvent.id.in_([row.id for row in ready]))
         .values(published_at=datetime.now(UTC), attempts=OutboxEvent.attempts + 1)
     )
+    now = datetime.now(UTC)
+    for row in ready:
+        PUBLISH_LAG.observe(max(0.0, (now - row.created_at).total_seconds()))
+    PUBLISHED.inc(len(ready))
     return len(rows)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Unsent outbox rows and how long the oldest has waited."""
+
+    unsent: int
+    oldest_age_seconds: float
+
+
+def outbox_backlog(session: Session) -> Backlog:
+    """The outbox backlog, as the relay's gauges and the operators' queries report it."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(OutboxEvent.created_at)).where(
+            OutboxEvent.published_at.is_(None)
+        )
+    ).one()
+    age = 0.0
+    if oldest is not None:
+        age = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+    return Backlog(unsent=int(count), oldest_age_seconds=age)

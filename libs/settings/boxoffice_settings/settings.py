@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     # Outbox relay
     relay_batch_size: int = Field(default=200, ge=1)
     relay_poll_interval_seconds: float = Field(default=0.05, gt=0)
+    relay_backoff_max_seconds: float = Field(default=30.0, gt=0)
+    # A delivery still PENDING this long after publishing, with its queue empty, was lost
+    # in Redis and is sent again (consumers are idempotent).
+    relay_redeliver_after_seconds: float = Field(default=600.0, gt=0)
+    relay_redeliver_check_seconds: float = Field(default=10.0, gt=0)
 
     # Reaper and scheduler
     reaper_batch_size: int = Field(default=500, ge=1)
@@ -100,13 +105,20 @@ class Settings(BaseSettings):
     retention_batch_size: int = Field(default=1000, ge=1)
 
     # Celery: visibility_timeout must exceed the longest task, or Redis redelivers it while it runs.
-    celery_visibility_timeout_seconds: int = Field(default=1800, ge=60)
+    # Tests lower it (with the retry cap) so a killed worker's message comes back quickly.
+    celery_visibility_timeout_seconds: int = Field(default=1800, ge=5)
     worker_concurrency: int = Field(default=4, ge=1)
     worker_max_tasks_per_child: int = Field(default=10000, ge=1)
     # A worker touches this file from its event loop while it consumes; empty = off. The
     # Kubernetes liveness probe runs `python -m boxoffice_messaging.heartbeat` against it.
     worker_liveness_file: str = ""
     worker_liveness_interval_seconds: float = Field(default=5.0, gt=0)
+
+    # Task retries: exponential backoff with jitter, capped well below the visibility timeout
+    # (a retry is a countdown message, which Redis would redeliver if it outlived the timeout).
+    retry_max_retries: int = Field(default=10, ge=0)
+    retry_backoff_base_seconds: float = Field(default=1.0, gt=0)
+    retry_backoff_max_seconds: float = Field(default=300.0, gt=0)
 
     # Email
     smtp_host: str = "127.0.0.1"
@@ -162,6 +174,15 @@ class Settings(BaseSettings):
             key = self.bootstrap_api_key.get_secret_value()
             if len(key) < 32:
                 raise ValueError("BOXOFFICE_BOOTSTRAP_API_KEY must be at least 32 characters")
+        return self
+
+    @model_validator(mode="after")
+    def _retries_fit_in_the_visibility_timeout(self) -> Settings:
+        if self.retry_backoff_max_seconds * 2 > self.celery_visibility_timeout_seconds:
+            raise ValueError(
+                "BOXOFFICE_RETRY_BACKOFF_MAX_SECONDS must be at most half of "
+                "BOXOFFICE_CELERY_VISIBILITY_TIMEOUT_SECONDS"
+            )
         return self
 
     @model_validator(mode="after")

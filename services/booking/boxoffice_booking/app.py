@@ -15,7 +15,7 @@ from boxoffice_booking.auth import SCOPES, create_api_key
 from boxoffice_booking.idempotency import IdempotencyMiddleware
 from boxoffice_booking.openapi import install_openapi, operation_id
 from boxoffice_booking.problems import install_problem_handlers
-from boxoffice_booking.routes import bookings, health, payments, showtimes, venues
+from boxoffice_booking.routes import bookings, health, payments, showtimes, tasks, venues
 
 
 def seed_bootstrap_key() -> None:
@@ -48,6 +48,7 @@ def create_app() -> FastAPI:
     app.include_router(showtimes.router)
     app.include_router(bookings.router)
     app.include_router(payments.router)
+    app.include_router(tasks.router)
     instrument_fastapi(app)
     if configure_tracing("booking-api"):
         trace_sqlalchemy(get_engine())

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import Delivery
+from boxoffice_messaging.inbox import default_marks
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -44,12 +45,20 @@ def deliver(key: DeliveryKey, send: Callable[[], str | None]) -> Outcome:
     recorded as `failed` and not raised. If the process dies mid-send the row is unlocked
     unsent and a redelivery sends again: at least once, duplicates narrowed to that window.
     """
+    # A "sent" mark in Redis, written the instant the provider accepts, covers a worker
+    # killed (or PostgreSQL restarting) before this transaction commits.
+    marks = default_marks()
     try:
         with session_scope() as session:
             delivery = _lock_row(session, key)
             if delivery.status in FINAL:
                 return Outcome.ALREADY_DONE
+            if marks.is_marked(key.event_id, key.channel):
+                delivery.status = "sent"
+                delivery.sent_at = datetime.now(UTC)
+                return Outcome.ALREADY_DONE
             provider_message_id = send()
+            marks.mark(key.event_id, key.channel)
             delivery.status = "sent"
             delivery.sent_at = datetime.now(UTC)
             delivery.attempts += 1

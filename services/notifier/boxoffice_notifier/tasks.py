@@ -10,6 +10,7 @@ from typing import Any
 
 from boxoffice_contracts.envelope import MalformedMessage, parse_envelope
 from boxoffice_db.engine import session_scope
+from boxoffice_messaging.reliable import ReliableTask
 from boxoffice_messaging.routes import (
     QUEUE_EMAIL,
     TASK_COMPUTE_VENUE_REPORT,
@@ -27,7 +28,6 @@ from boxoffice_messaging.routes import (
 )
 from boxoffice_settings import Settings, get_settings
 from celery import Celery, Task, chord
-from celery.exceptions import Reject
 from sqlalchemy.exc import OperationalError
 
 from boxoffice_notifier.deliveries import DeliveryKey, finish
@@ -70,8 +70,11 @@ def _retry_or_give_up(
     """Schedule a retry; once retries are spent, record the delivery as failed and re-raise."""
     settings = get_settings()
     if task.request.retries >= settings.notifier_max_retries:
+        reason = f"gave up after {task.request.retries + 1} attempts: {exc}"
         if key is not None:
-            finish(key, "failed", f"gave up after {task.request.retries + 1} attempts: {exc}")
+            finish(key, "failed", reason)
+        if isinstance(task, ReliableTask):
+            task.move_to_dead_letters(exc, reason)
         return exc
     return task.retry(exc=exc, countdown=retry_delay(settings, task.request.retries, hint))
 
@@ -81,16 +84,24 @@ def register_tasks(app: Celery) -> None:
     settings = get_settings()
 
     def notification_task(name: str, event_type: str, channel: str) -> None:
-        @app.task(name=name, bind=True, max_retries=settings.notifier_max_retries)
-        def task(self: Task[Any, Any], message: object) -> str:
+        # ReliableTask: malformed messages and spent retries go to the notifier's
+        # dead-letter queue; status is tracked in the tasks table.
+        @app.task(
+            name=name,
+            bind=True,
+            max_retries=settings.notifier_max_retries,
+            base=ReliableTask,
+            service="notifier",
+        )
+        def task(self: ReliableTask, message: object) -> str:
             try:
                 envelope = parse_envelope(message)
                 if envelope.event_type != event_type:
                     raise MalformedMessage(f"{name} got a {envelope.event_type!r} event")
                 return notify(envelope, channel).value
             except MalformedMessage as exc:
-                log.error("rejecting malformed message", extra={"task": name, "reason": str(exc)})
-                raise Reject(str(exc), requeue=False) from exc
+                self.move_to_dead_letters(exc)
+                raise
             except TransientDeliveryError as exc:
                 raise _retry_or_give_up(
                     self, exc, delivery_key(envelope, channel), exc.retry_after

@@ -8,6 +8,8 @@ from datetime import timedelta
 from functools import lru_cache
 
 from boxoffice_db.engine import session_scope
+from boxoffice_messaging.reliable import reliable_task
+from boxoffice_messaging.retry import RetryPolicy
 from boxoffice_messaging.routes import (
     TASK_EXPIRE_DUE_HOLDS,
     TASK_PURGE_EXPIRED_KEYS,
@@ -96,6 +98,13 @@ def purge_expired_keys() -> dict[str, int]:
 
 
 def register_tasks(app: Celery) -> None:
-    app.task(name=TASK_EXPIRE_DUE_HOLDS, ignore_result=True)(sweep_due_holds)
-    app.task(name=TASK_PURGE_RETENTION, ignore_result=True)(purge_retention)
-    app.task(name=TASK_PURGE_EXPIRED_KEYS, ignore_result=True)(purge_expired_keys)
+    # ReliableTask: status in the tasks table. A failed periodic job is neither retried nor
+    # dead-lettered: its next scheduled run redoes the work.
+    for name, job in (
+        (TASK_EXPIRE_DUE_HOLDS, sweep_due_holds),
+        (TASK_PURGE_RETENTION, purge_retention),
+        (TASK_PURGE_EXPIRED_KEYS, purge_expired_keys),
+    ):
+        reliable_task(
+            app, name, service="reaper", retry_policy=RetryPolicy(max_retries=0), dead_letter=False
+        )(job)

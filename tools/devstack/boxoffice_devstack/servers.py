@@ -78,10 +78,13 @@ def redis_server_binary() -> str:
 class RedisServer:
     """A private Redis on a free loopback port; nothing else uses that server."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, durable: bool = False) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self.port = port or free_port()
+        # durable: an append-only file, so queued and unacknowledged messages survive a
+        # restart (as a production broker must); off by default to keep tests fast.
+        self.durable = durable
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -100,7 +103,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.durable else "no",
+                "--appendfsync",
+                "everysec",
                 # An evicted queue is silent message loss: refuse writes instead.
                 "--maxmemory-policy",
                 "noeviction",

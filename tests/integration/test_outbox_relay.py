@@ -1,0 +1,208 @@
+"""The outbox relay on real PostgreSQL and Redis: order per aggregate, replicas, outages."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+from boxoffice.booking.v1 import events_pb2
+from boxoffice_booking.relay import BACKLOG, OLDEST_AGE, refresh_backlog_gauges, run_relay
+from boxoffice_contracts.envelope import build_envelope
+from boxoffice_db.engine import get_sessionmaker, session_scope
+from boxoffice_db.models import OutboxEvent, TaskRecord, TaskStatus
+from boxoffice_devstack.servers import RedisServer
+from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_messaging.outbox import add_event, outbox_backlog, publish_pending, task_id_for
+from boxoffice_messaging.queues import queue_lengths
+from boxoffice_messaging.redelivery import redeliver_lost
+from boxoffice_messaging.routes import EVENT_ROUTES, QUEUE_EMAIL
+from boxoffice_settings import get_settings
+from redis import Redis
+from sqlalchemy import func, select, update
+
+from tests.support.processes import wait_until
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def clean_outbox(stack: Stack) -> None:
+    """Mark what other tests left as sent, so each test sees only its own events."""
+    with session_scope() as session:
+        session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.published_at.is_(None))
+            .values(published_at=OutboxEvent.created_at)
+        )
+
+
+def stage(event_type: str, aggregate: uuid.UUID) -> uuid.UUID:
+    """Write one event to the outbox in its own transaction; returns its event id."""
+    if event_type == "hold.created":
+        payload: object = events_pb2.HoldCreated(booking_id=str(aggregate))
+    else:
+        payload = events_pb2.BookingConfirmed(booking_id=str(aggregate))
+    envelope = build_envelope(event_type, aggregate, payload)  # type: ignore[arg-type]
+    with session_scope() as session:
+        add_event(session, envelope)
+    return uuid.UUID(envelope.event_id)
+
+
+def published(event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    with session_scope() as session:
+        return set(
+            session.scalars(
+                select(OutboxEvent.event_id).where(
+                    OutboxEvent.event_id.in_(event_ids), OutboxEvent.published_at.is_not(None)
+                )
+            )
+        )
+
+
+def test_a_second_relay_skips_locked_rows_and_keeps_each_aggregates_order(
+    clean_outbox: None,
+) -> None:
+    # "hold.created" has no consumer, so nothing lands in the shared Redis.
+    app = create_celery_app("test-relay", get_settings())
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    a1, b1 = stage("hold.created", a), stage("hold.created", b)
+    a2, c1, b2 = stage("hold.created", a), stage("hold.created", c), stage("hold.created", b)
+
+    first = get_sessionmaker()()
+    try:
+        # Relay 1 locks the two oldest rows (a1, b1) and has not committed yet.
+        assert publish_pending(first, app, batch_size=2) == 2
+        done = threading.Event()
+
+        def second_relay() -> None:
+            with session_scope() as session:
+                publish_pending(session, app, batch_size=100)
+            done.set()
+
+        thread = threading.Thread(target=second_relay)
+        thread.start()
+        assert done.wait(10), "the second relay waited on locked rows instead of skipping them"
+        thread.join()
+        # Relay 2 skipped a1/b1; it published c1 but held back a2 and b2, whose aggregates
+        # still have an older event in flight with relay 1.
+        assert published([a1, b1, a2, c1, b2]) == {c1}
+        first.commit()
+    finally:
+        first.close()
+    assert published([a1, b1, a2, c1, b2]) == {a1, b1, c1}
+    with session_scope() as session:
+        publish_pending(session, app, batch_size=100)
+    assert published([a1, b1, a2, c1, b2]) == {a1, b1, a2, c1, b2}
+
+
+def test_one_relay_publishes_an_aggregates_events_in_one_batch_in_order(
+    clean_outbox: None,
+) -> None:
+    app = create_celery_app("test-relay", get_settings())
+    booking = uuid.uuid4()
+    events = [stage("hold.created", booking) for _ in range(5)]
+    with session_scope() as session:
+        assert publish_pending(session, app, batch_size=100) == 5
+    with session_scope() as session:
+        ids = list(
+            session.scalars(
+                select(OutboxEvent.event_id)
+                .where(OutboxEvent.event_id.in_(events))
+                .order_by(OutboxEvent.published_at, OutboxEvent.id)
+            )
+        )
+    assert ids == events
+
+
+def test_relay_waits_out_a_redis_outage_and_loses_nothing(stack: Stack, clean_outbox: None) -> None:
+    redis = RedisServer(stack.var / "relay-outage-redis").start()
+    settings = get_settings().model_copy(
+        update={"redis_url": redis.url, "relay_backoff_max_seconds": 1.0}
+    )
+    stop = threading.Event()
+    relay = threading.Thread(target=run_relay, args=(stop, settings), daemon=True)
+    try:
+        relay.start()
+        redis.stop()
+        events = [stage("booking.confirmed", uuid.uuid4()) for _ in range(20)]
+        threading.Event().wait(2)
+        assert published(events) == set(), "published while Redis was down?"
+        redis.start()
+        wait_until(lambda: published(events) == set(events), 30, "the relay to catch up")
+        with Redis.from_url(redis.url) as client:
+            # At least once: every event is in the queue (a retried batch may add copies).
+            assert queue_lengths(client, (QUEUE_EMAIL,))[QUEUE_EMAIL] >= len(events)
+        with session_scope() as session:
+            route = EVENT_ROUTES["booking.confirmed"][0]
+            rows = session.scalars(
+                select(TaskRecord).where(TaskRecord.id.in_([task_id_for(e, route) for e in events]))
+            ).all()
+        assert len(rows) == len(events)
+        assert {row.status for row in rows} == {TaskStatus.PENDING}
+    finally:
+        stop.set()
+        relay.join(10)
+        redis.stop()
+
+
+def test_backlog_gauges_report_unsent_rows_and_the_oldest_age(clean_outbox: None) -> None:
+    stage("hold.created", uuid.uuid4())
+    stage("hold.created", uuid.uuid4())
+    threading.Event().wait(1.1)
+    refresh_backlog_gauges()
+    assert BACKLOG._value.get() == 2
+    assert OLDEST_AGE._value.get() >= 1.0
+    with session_scope() as session:
+        assert outbox_backlog(session).unsent == 2
+        publish_pending(session, create_celery_app("test-relay", get_settings()), 100)
+    refresh_backlog_gauges()
+    assert BACKLOG._value.get() == 0
+    assert OLDEST_AGE._value.get() == 0
+
+
+def test_a_delivery_lost_in_redis_is_sent_again_once_its_queue_is_empty(
+    stack: Stack, clean_outbox: None
+) -> None:
+    redis = RedisServer(stack.var / "redelivery-redis").start()
+    app = create_celery_app(
+        "test-relay", get_settings().model_copy(update={"redis_url": redis.url})
+    )
+    try:
+        client = Redis.from_url(redis.url)
+        event_id = stage("booking.confirmed", uuid.uuid4())
+        with session_scope() as session:
+            publish_pending(session, app, batch_size=100)
+        route = EVENT_ROUTES["booking.confirmed"][0]
+        task_id = task_id_for(event_id, route)
+        # The message vanishes (a worker killed between BRPOP and recording it as unacked).
+        client.delete(QUEUE_EMAIL)
+        with session_scope() as session:
+            assert redeliver_lost(session, app, client, timedelta(minutes=5)) == 0, "too fresh"
+            session.execute(
+                update(TaskRecord)
+                .where(TaskRecord.id == task_id)
+                .values(
+                    created_at=func.now() - timedelta(minutes=10),
+                    updated_at=func.now() - timedelta(minutes=10),
+                )
+            )
+        # Something else waits in the queue: the delivery may be behind it, so not yet.
+        client.lpush(QUEUE_EMAIL, "placeholder")
+        with session_scope() as session:
+            assert redeliver_lost(session, app, client, timedelta(minutes=5)) == 0
+        client.delete(QUEUE_EMAIL)
+        with session_scope() as session:
+            assert redeliver_lost(session, app, client, timedelta(minutes=5)) == 1
+        [raw] = client.lrange(QUEUE_EMAIL, 0, -1)
+        message = json.loads(raw)
+        assert message["headers"]["id"] == task_id
+        assert message["headers"]["task"] == route.task
+        with session_scope() as session:
+            # Stamped: the next check does not send it again straight away.
+            assert redeliver_lost(session, app, client, timedelta(minutes=5)) == 0
+    finally:
+        redis.stop()

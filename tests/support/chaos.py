@@ -1,0 +1,520 @@
+"""The chaos run: real processes under booking load while things are killed and restarted.
+
+Every process runs for real (two API processes, two relays, the notifier, the reaper, the
+scheduler) on a private PostgreSQL database and a durable private Redis. Clients create,
+pay, cancel and abandon bookings while, at random moments, the notifier, the reaper, a
+relay and an API process are killed with SIGKILL (and restarted), Redis is restarted once
+and PostgreSQL is restarted once, and a few poisoned messages are queued. Then the run
+waits for the system to settle and counts what the invariants say about it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from boxoffice_booking.catalog import create_screen, create_showtime, create_venue
+from boxoffice_db.engine import make_engine
+from boxoffice_db.migrate import upgrade_to_head
+from boxoffice_devstack.servers import RedisServer, free_port
+from boxoffice_messaging.routes import QUEUE_EMAIL, TASK_SEND_BOOKING_CONFIRMATION
+from celery import Celery
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from tests.support.processes import ServiceProcess, wait_for_http, wait_until
+from tests.support.smtp import SmtpServer
+from tests.support.stack import API_KEY, Stack
+
+ROWS = "ABCDEFGHIJKLMNOPQRST"
+SEATS_PER_ROW = 25
+HOLD_TTL_SECONDS = 4
+POISON = [
+    "a string, not an envelope",
+    {"event_id": "not-a-uuid", "event_type": "booking.confirmed"},
+    {"event_id": str(uuid.uuid4()), "event_type": "booking.teleported", "aggregate_id": "?"},
+]
+
+
+@dataclass
+class ChaosPlan:
+    bookings: int
+    kills_per_process: int
+    seed: int
+    clients: int = 6
+
+
+@dataclass
+class ChaosReport:
+    """What happened, and what the database and the SMTP server say about it."""
+
+    seed: int
+    actions: list[str] = field(default_factory=list)
+    client: Counter[str] = field(default_factory=Counter)
+    bookings_by_status: dict[str, int] = field(default_factory=dict)
+    events_needing_email: int = 0
+    emails_received: int = 0
+    events_without_email: int = 0
+    events_with_duplicate_emails: int = 0
+    confirmed_without_one_confirmation: int = 0
+    expired_not_announced_once: int = 0
+    expired_still_holding_seats: int = 0
+    seats_sold_twice: int = 0
+    sold_seats_not_owned_by_a_confirmed_booking: int = 0
+    outbox_unsent: int = 0
+    dead_letters: int = 0
+    dead_letters_not_poisoned: int = 0
+    poisoned_not_dead_lettered: int = 0
+    dead_letter_reasons: list[str] = field(default_factory=list)
+    duplicated_event_ids: list[str] = field(default_factory=list)
+    missing_event_ids: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def render(self) -> str:
+        lines = [f"chaos run (seed {self.seed}) in {self.seconds:.0f}s"]
+        lines += [f"  action: {a}" for a in self.actions]
+        lines.append(f"  client outcomes: {dict(sorted(self.client.items()))}")
+        lines.append(f"  bookings by status: {self.bookings_by_status}")
+        for name in (
+            "events_needing_email",
+            "emails_received",
+            "events_without_email",
+            "events_with_duplicate_emails",
+            "confirmed_without_one_confirmation",
+            "expired_not_announced_once",
+            "expired_still_holding_seats",
+            "seats_sold_twice",
+            "sold_seats_not_owned_by_a_confirmed_booking",
+            "outbox_unsent",
+            "dead_letters",
+            "dead_letters_not_poisoned",
+            "poisoned_not_dead_lettered",
+        ):
+            lines.append(f"  {name}: {getattr(self, name)}")
+        lines += [f"  dead letter: {r}" for r in self.dead_letter_reasons]
+        lines += [f"  emailed twice: event {e}" for e in self.duplicated_event_ids]
+        lines += [f"  never emailed: event {e}" for e in self.missing_event_ids]
+        return "\n".join(lines)
+
+
+class ChaosSystem:
+    """Every process of Boxoffice on its own database and durable Redis."""
+
+    def __init__(self, stack: Stack, name: str) -> None:
+        self.stack = stack
+        self.database_url = stack.postgres.create_database(name)
+        upgrade_to_head(self.database_url)
+        self.engine: Engine = make_engine(self.database_url, "chaos-test", pool_size=2)
+        self.redis = RedisServer(stack.var / f"{name}-redis", durable=True).start()
+        self.smtp = SmtpServer().start()
+        self.ports = [free_port(), free_port()]
+        self.logs: Path = stack.var / f"{name}-logs"
+        env = stack.env(
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis.url,
+            BOXOFFICE_DB_POOL_SIZE="4",
+            BOXOFFICE_HOLD_TTL_SECONDS=str(HOLD_TTL_SECONDS),
+            BOXOFFICE_REAPER_SWEEP_INTERVAL_SECONDS="0.25",
+            BOXOFFICE_SMTP_HOST="127.0.0.1",
+            BOXOFFICE_SMTP_PORT=str(self.smtp.port),
+            BOXOFFICE_SCHEDULER_STATE_DIR=str(stack.var / f"{name}-scheduler"),
+            # A killed worker's messages come back after the visibility timeout; keep it
+            # short here, and the retry cap under half of it.
+            BOXOFFICE_CELERY_VISIBILITY_TIMEOUT_SECONDS="10",
+            BOXOFFICE_RETRY_BACKOFF_BASE_SECONDS="0.5",
+            BOXOFFICE_RETRY_BACKOFF_MAX_SECONDS="4",
+            BOXOFFICE_RETRY_MAX_RETRIES="40",
+            # A kill -9 between BRPOP and the unacked record loses a message in Redis: the
+            # relay re-sends deliveries that stay PENDING with an empty queue.
+            BOXOFFICE_RELAY_REDELIVER_AFTER_SECONDS="15",
+            BOXOFFICE_RELAY_REDELIVER_CHECK_SECONDS="2",
+            BOXOFFICE_WORKER_CONCURRENCY="4",
+            BOXOFFICE_LOG_LEVEL="INFO",
+        )
+        modules = {
+            "relay-1": "boxoffice_booking.relay",
+            "relay-2": "boxoffice_booking.relay",
+            "notifier": "boxoffice_notifier.main",
+            "reaper": "boxoffice_reaper.main",
+            "scheduler": "boxoffice_scheduler.main",
+        }
+        self.processes = {
+            name: ServiceProcess(name, module, env, self.logs) for name, module in modules.items()
+        }
+        for i, port in enumerate(self.ports, start=1):
+            self.processes[f"api-{i}"] = ServiceProcess(
+                f"api-{i}",
+                "boxoffice_booking.main",
+                {**env, "BOXOFFICE_API_PORT": str(port)},
+                self.logs,
+            )
+        self.celery = Celery("chaos-producer", broker=self.redis.url)
+        self.celery.conf.update(task_serializer="json", accept_content=["json"])
+
+    def start(self) -> None:
+        for process in self.processes.values():
+            process.start()
+        for port in self.ports:
+            wait_for_http(f"http://127.0.0.1:{port}/readyz", timeout=300)
+        self.processes["notifier"].wait_for_log("ready.", timeout=300)
+        self.processes["reaper"].wait_for_log("ready.", timeout=300)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.stop()
+        self.smtp.stop()
+        self.redis.stop()
+        self.engine.dispose()
+
+    def make_showtimes(self, seats_needed: int) -> list[tuple[uuid.UUID, list[str]]]:
+        per_showtime = len(ROWS) * SEATS_PER_ROW
+        showtimes = []
+        with Session(self.engine) as session, session.begin():
+            venue = create_venue(session, "Chaos Palace", "Asia/Kolkata")
+            screen = create_screen(
+                session, venue.id, "Screen 1", dict.fromkeys(ROWS, SEATS_PER_ROW), blocked=()
+            )
+            starts = datetime.now(UTC) + timedelta(days=2)
+            for i in range(-(-seats_needed // per_showtime)):
+                showtime = create_showtime(
+                    session,
+                    screen.id,
+                    f"Chaos {i}",
+                    starts + timedelta(hours=3 * i),
+                    starts + timedelta(hours=3 * i + 2),
+                    {"standard": 25000},
+                )
+                labels = [f"{row}{n}" for row in ROWS for n in range(1, SEATS_PER_ROW + 1)]
+                showtimes.append((showtime.id, labels))
+        return showtimes
+
+
+class Clients:
+    """Booking traffic that rides out dead API processes and database restarts."""
+
+    def __init__(self, system: ChaosSystem, report: ChaosReport, rng: random.Random) -> None:
+        self.system = system
+        self.report = report
+        self.rng = rng
+        self.lock = threading.Lock()
+        self.done = 0
+        self.http = [
+            httpx.Client(
+                base_url=f"http://127.0.0.1:{port}",
+                headers={"Authorization": f"Bearer {API_KEY}"},
+                timeout=10,
+            )
+            for port in system.ports
+        ]
+        self.confirmed_seats: list[tuple[uuid.UUID, str]] = []
+
+    def count(self, outcome: str) -> None:
+        with self.lock:
+            self.report.client[outcome] += 1
+
+    def call(self, method: str, path: str, body: dict[str, object]) -> httpx.Response | None:
+        """Send until an answer that is not a server error; None if it never comes."""
+        deadline = time.monotonic() + 90
+        for attempt in itertools.count():
+            client = self.http[attempt % len(self.http)]
+            try:
+                response = client.request(method, path, json=body)
+            except httpx.TransportError:
+                self.count("retried_transport_error")
+            else:
+                if response.status_code < 500:
+                    return response
+                self.count(f"retried_{response.status_code}")
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(min(0.1 * 2 ** min(attempt, 4), 1.0))
+        return None
+
+    def book(self, index: int, showtime_id: uuid.UUID, seat: str) -> None:
+        customer = {"email": f"chaos-{index}@example.com", "phone": "+919800000001"}
+        held = self.call(
+            "POST",
+            "/v1/bookings",
+            {"showtime_id": str(showtime_id), "seats": [seat], "customer": customer},
+        )
+        if held is None or held.status_code != 201:
+            # A 409 here is usually our own hold: the first try committed, its answer was lost.
+            self.count(f"hold_{held.status_code if held is not None else 'gave_up'}")
+            return
+        self.count("hold_201")
+        booking_id = held.json()["id"]
+        choice = index % 4
+        if choice in (0, 1):
+            paid = self.call(
+                "POST",
+                f"/v1/bookings/{booking_id}/payments",
+                {"provider": "test", "outcome": "succeeded"},
+            )
+            self.count(f"pay_{paid.status_code if paid is not None else 'gave_up'}")
+            if paid is not None and paid.status_code == 201:
+                with self.lock:
+                    self.confirmed_seats.append((showtime_id, seat))
+        elif choice == 2:
+            cancelled = self.call("POST", f"/v1/bookings/{booking_id}/cancel", {})
+            self.count(f"cancel_{cancelled.status_code if cancelled is not None else 'gave_up'}")
+        else:
+            self.count("abandoned")
+        if index % 10 == 5:
+            self.steal()
+
+    def steal(self) -> None:
+        """Try to hold a seat somebody has paid for: must be refused."""
+        with self.lock:
+            if not self.confirmed_seats:
+                return
+            showtime_id, seat = self.rng.choice(self.confirmed_seats)
+        taken = self.call(
+            "POST",
+            "/v1/bookings",
+            {
+                "showtime_id": str(showtime_id),
+                "seats": [seat],
+                "customer": {"email": "thief@example.com"},
+            },
+        )
+        self.count(f"steal_{taken.status_code if taken is not None else 'gave_up'}")
+
+    def run(self, plan: ChaosPlan, showtimes: list[tuple[uuid.UUID, list[str]]]) -> None:
+        work = iter(
+            (i, showtime_id, seat)
+            for i, (showtime_id, seat) in enumerate(
+                (s, label) for s, labels in showtimes for label in labels
+            )
+            if i < plan.bookings
+        )
+
+        def client() -> None:
+            while True:
+                with self.lock:
+                    item = next(work, None)
+                if item is None:
+                    return
+                self.book(*item)
+                with self.lock:
+                    self.done += 1
+
+        threads = [threading.Thread(target=client) for _ in range(plan.clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for http in self.http:
+            http.close()
+
+
+def chaos_actions(system: ChaosSystem, plan: ChaosPlan) -> list[tuple[str, Callable[[], str]]]:
+    """The disasters, each a (name, action) that returns what it did."""
+    rng = random.Random(plan.seed + 1)
+
+    def kill(name: str) -> Callable[[], str]:
+        def action() -> str:
+            process = system.processes[name]
+            process.kill()
+            down = rng.uniform(0.2, 2.0)
+            time.sleep(down)
+            process.start()
+            return f"kill -9 {name}, restarted after {down:.1f}s"
+
+        return action
+
+    def restart_redis() -> str:
+        system.redis.stop()
+        time.sleep(1.0)
+        system.redis.start()
+        return "Redis stopped for ~1s and restarted"
+
+    def restart_postgres() -> str:
+        started = time.monotonic()
+        system.stack.postgres.pg_ctl("restart", "-m", "fast", "-w")
+        return f"PostgreSQL restarted (fast shutdown) in {time.monotonic() - started:.1f}s"
+
+    def poison() -> str:
+        ids = []
+        for message in POISON:
+            ids.append(
+                system.celery.send_task(
+                    TASK_SEND_BOOKING_CONFIRMATION, args=[message], queue=QUEUE_EMAIL
+                ).id
+            )
+        system.poisoned_task_ids = ids  # type: ignore[attr-defined]
+        return f"queued {len(ids)} poisoned messages"
+
+    actions: list[tuple[str, Callable[[], str]]] = []
+    for _ in range(plan.kills_per_process):
+        for name in ("notifier", "reaper", rng.choice(["relay-1", "relay-2"]), "api-1"):
+            actions.append((name, kill(name)))
+    actions += [("redis", restart_redis), ("postgres", restart_postgres), ("poison", poison)]
+    rng.shuffle(actions)
+    return actions
+
+
+def run_chaos(stack: Stack, plan: ChaosPlan) -> ChaosReport:
+    """Run the whole scenario and return the counts (the caller asserts on them)."""
+    started = time.monotonic()
+    report = ChaosReport(seed=plan.seed)
+    rng = random.Random(plan.seed)
+    system = ChaosSystem(stack, f"chaos_{uuid.uuid4().hex[:10]}")
+    try:
+        system.start()
+        showtimes = system.make_showtimes(plan.bookings)
+        clients = Clients(system, report, rng)
+        load = threading.Thread(target=clients.run, args=(plan, showtimes))
+        load.start()
+        actions = chaos_actions(system, plan)
+        # Each action fires when a random share of the bookings is done: random moments
+        # that stay inside the load however fast this machine is.
+        moments = sorted(rng.uniform(0.05, 0.9) for _ in actions)
+        for moment, (_, action) in zip(moments, actions, strict=True):
+            while load.is_alive() and clients.done < moment * plan.bookings:
+                time.sleep(0.05)
+            report.actions.append(f"at {clients.done}/{plan.bookings} bookings: {action()}")
+        load.join()
+        for name, process in system.processes.items():
+            assert process.process is not None
+            if process.process.poll() is not None:
+                report.actions.append(
+                    f"{name} had exited by itself (code {process.process.returncode})"
+                )
+        settle(system)
+        count(system, report)
+    finally:
+        report.seconds = time.monotonic() - started
+        system.stop()
+    return report
+
+
+def scalar(engine: Engine, sql: str) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text(sql)).scalar_one())
+
+
+def settle(system: ChaosSystem) -> None:
+    """Wait until every hold has ended, the outbox is empty and the emails have arrived."""
+    engine = system.engine
+    wait_until(
+        lambda: scalar(engine, "SELECT count(*) FROM bookings WHERE status = 'PENDING'") == 0,
+        HOLD_TTL_SECONDS + 90,
+        "every unpaid hold to expire",
+        interval=0.5,
+    )
+    wait_until(
+        lambda: scalar(engine, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0,
+        60,
+        "the outbox to drain",
+        interval=0.5,
+    )
+
+    def all_mailed() -> bool:
+        expected = scalar(engine, EVENTS_NEEDING_EMAIL_COUNT)
+        return len(event_ids_mailed(system)) >= expected
+
+    with contextlib.suppress(TimeoutError):  # the counts say what is missing
+        wait_until(all_mailed, 120, "an email for every event", interval=0.5)
+    # Give late duplicates (a redelivery after the visibility timeout) the chance to show.
+    time.sleep(11)
+
+
+EVENTS_NEEDING_EMAIL = (
+    "SELECT event_id::text FROM outbox WHERE event_type IN "
+    "('booking.confirmed', 'booking.expired', 'booking.cancelled')"
+)
+EVENTS_NEEDING_EMAIL_COUNT = f"SELECT count(*) FROM ({EVENTS_NEEDING_EMAIL}) AS e"
+
+
+def event_ids_mailed(system: ChaosSystem) -> Counter[str]:
+    return Counter(str(m["X-Boxoffice-Event-Id"]) for m in system.smtp.messages())
+
+
+def count(system: ChaosSystem, report: ChaosReport) -> None:
+    engine = system.engine
+    with engine.connect() as connection:
+        report.bookings_by_status = {
+            status: int(n)
+            for status, n in connection.execute(
+                text("SELECT status::text, count(*) FROM bookings GROUP BY status ORDER BY 1")
+            )
+        }
+        expected = {row[0] for row in connection.execute(text(EVENTS_NEEDING_EMAIL))}
+        confirmations = {
+            str(booking_id): int(n)
+            for booking_id, n in connection.execute(
+                text(
+                    "SELECT b.id, count(o.id) FROM bookings b LEFT JOIN outbox o "
+                    "ON o.aggregate_id = b.id AND o.event_type = 'booking.confirmed' "
+                    "WHERE b.status = 'CONFIRMED' GROUP BY b.id"
+                )
+            )
+        }
+        confirmation_events = {
+            str(event_id): str(aggregate)
+            for event_id, aggregate in connection.execute(
+                text(
+                    "SELECT event_id, aggregate_id FROM outbox "
+                    "WHERE event_type = 'booking.confirmed'"
+                )
+            )
+        }
+        report.expired_not_announced_once = scalar(
+            engine,
+            "SELECT count(*) FROM bookings b WHERE b.expired_at IS NOT NULL AND (SELECT count(*) "
+            "FROM outbox o WHERE o.aggregate_id = b.id AND o.event_type = 'booking.expired') <> 1",
+        )
+        report.expired_still_holding_seats = scalar(
+            engine,
+            "SELECT count(*) FROM showtime_seats s JOIN bookings b ON b.id = s.booking_id "
+            "WHERE b.status = 'EXPIRED'",
+        )
+        report.seats_sold_twice = scalar(
+            engine,
+            "SELECT count(*) FROM (SELECT b.showtime_id, bs.label FROM booking_seats bs "
+            "JOIN bookings b ON b.id = bs.booking_id WHERE b.status = 'CONFIRMED' "
+            "GROUP BY 1, 2 HAVING count(*) > 1) AS twice",
+        )
+        report.sold_seats_not_owned_by_a_confirmed_booking = scalar(
+            engine,
+            "SELECT count(*) FROM showtime_seats s LEFT JOIN bookings b ON b.id = s.booking_id "
+            "WHERE s.state = 'sold' AND (b.id IS NULL OR b.status <> 'CONFIRMED')",
+        )
+        report.outbox_unsent = scalar(
+            engine, "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )
+        letters = list(
+            connection.execute(text("SELECT task_id, error_type, reason FROM dead_letters"))
+        )
+    mailed = event_ids_mailed(system)
+    report.events_needing_email = len(expected)
+    report.emails_received = sum(mailed.values())
+    report.events_without_email = len(expected - set(mailed))
+    report.duplicated_event_ids = sorted(e for e in expected if mailed[e] > 1)
+    report.missing_event_ids = sorted(expected - set(mailed))
+    report.events_with_duplicate_emails = len(report.duplicated_event_ids)
+    confirmation_emails: Counter[str] = Counter()
+    for event_id, aggregate in confirmation_events.items():
+        confirmation_emails[aggregate] += mailed[event_id]
+    report.confirmed_without_one_confirmation = sum(
+        1
+        for booking_id, events in confirmations.items()
+        if events != 1 or confirmation_emails[booking_id] != 1
+    )
+    poisoned = set(getattr(system, "poisoned_task_ids", []))
+    report.dead_letters = len(letters)
+    report.dead_letters_not_poisoned = sum(
+        1 for task_id, _, _ in letters if task_id not in poisoned
+    )
+    report.poisoned_not_dead_lettered = len(poisoned - {task_id for task_id, _, _ in letters})
+    report.dead_letter_reasons = [f"{error_type}: {reason}" for _, error_type, reason in letters]
