@@ -627,7 +627,7 @@ def build() -> dict[str, dict[str, Any]]:
             "Notification delivery latency p95 by channel",
             [
                 (
-                    f"histogram_quantile(0.95, sum by (le, channel) (rate(boxoffice_notification_delivery_seconds_bucket[{R}])))",
+                    f"histogram_quantile(0.95, sum by (le, channel) (rate(boxoffice_notification_delivery_latency_seconds_bucket[{R}])))",
                     "{{channel}}",
                 )
             ],
@@ -638,11 +638,11 @@ def build() -> dict[str, dict[str, Any]]:
         ),
         panel(
             18,
-            "Notifications / s by channel and result",
+            "Notifications / s by channel and outcome",
             [
                 (
-                    f"sum by (channel, result) (rate(boxoffice_notification_delivery_seconds_count[{R}]))",
-                    "{{channel}} {{result}}",
+                    f"sum by (channel, outcome) (rate(boxoffice_notifications_total[{R}]))",
+                    "{{channel}} {{outcome}}",
                 )
             ],
             12,
