@@ -15,10 +15,11 @@ import pytest
 from boxoffice.booking.v1 import events_pb2
 from boxoffice_contracts.envelope import build_envelope, to_json
 from boxoffice_db.engine import session_scope
-from boxoffice_db.models import Delivery, OutboxEvent
+from boxoffice_db.models import Delivery, OutboxEvent, TaskRecord, TaskStatus
 from boxoffice_messaging.celery_app import create_celery_app
-from boxoffice_messaging.outbox import publish_event
+from boxoffice_messaging.outbox import publish_event, task_id_for
 from boxoffice_messaging.routes import (
+    EVENT_ROUTES,
     QUEUE_EMAIL,
     TASK_SEND_DAILY_REPORT,
     TASK_SEND_SHOWTIME_REMINDERS,
@@ -173,8 +174,23 @@ def test_smtp_451_twice_then_accepted_is_one_email_after_two_retries(notifier: N
     assert notifier.smtp.refused - refused_before == 2
     delivery = deliveries(event.event_id)["email"]
     assert (delivery.status, delivery.attempts, delivery.error) == ("sent", 3, None)
-    # Celery scheduled the two retries (the worker logs each one).
+    # Celery scheduled the two retries (the worker logs each one) and the task status has them.
     assert notifier.email_worker.log().count("451 4.3.0") >= 2
+    email_route = next(r for r in EVENT_ROUTES["booking.confirmed"] if r.queue == QUEUE_EMAIL)
+    task_id = task_id_for(event.event_id, email_route)
+
+    def task_row() -> TaskRecord | None:
+        with session_scope() as session:
+            return session.get(TaskRecord, task_id)
+
+    wait_until(
+        lambda: (row := task_row()) is not None and row.status is TaskStatus.SUCCESS,
+        30,
+        "the task status to say SUCCESS",
+    )
+    row = task_row()
+    assert row is not None
+    assert row.retries == 2
 
 
 def test_smtp_550_is_recorded_as_failed_and_not_retried(notifier: Notifier) -> None:
