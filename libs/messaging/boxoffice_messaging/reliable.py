@@ -88,7 +88,7 @@ class ReliableTask(Task):  # type: ignore[type-arg]
                 error,
                 extra={"task": self.name, "task_id": self.request.id, "retries": retries},
             )
-            self._retry(exc, countdown)
+            self.retry_or_requeue(exc, countdown)
         if not self.dead_letter:
             log.error(
                 "task failed and is not retried: %s",
@@ -120,7 +120,7 @@ class ReliableTask(Task):  # type: ignore[type-arg]
                 store_error,
                 extra={"task": self.name, "task_id": self.request.id},
             )
-            self._retry(exc, DEAD_LETTER_RETRY_SECONDS)
+            self.retry_or_requeue(exc, DEAD_LETTER_RETRY_SECONDS)
         log.error(
             "message dead-lettered: %s",
             reason,
@@ -147,14 +147,14 @@ class ReliableTask(Task):  # type: ignore[type-arg]
                 record_dead_letter(session, failed)
         except Exception as store_error:
             log.error("cannot dead-letter the message yet, retrying: %s", store_error)
-            self._retry(exc, DEAD_LETTER_RETRY_SECONDS)
+            self.retry_or_requeue(exc, DEAD_LETTER_RETRY_SECONDS)
         log.error(
             "message dead-lettered: %s",
             failed.reason,
             extra={"task": self.name, "task_id": self.request.id, "service": self.service},
         )
 
-    def _retry(self, exc: Exception, countdown: float) -> NoReturn:
+    def retry_or_requeue(self, exc: Exception, countdown: float) -> NoReturn:
         """Publish the retry and stop this attempt; never drop the message.
 
         Celery turns a retry it cannot publish (Redis down) into a Reject that acks the

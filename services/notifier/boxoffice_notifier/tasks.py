@@ -76,7 +76,11 @@ def _retry_or_give_up(
         if isinstance(task, ReliableTask):
             task.move_to_dead_letters(exc, reason)
         return exc
-    return task.retry(exc=exc, countdown=retry_delay(settings, task.request.retries, hint))
+    countdown = retry_delay(settings, task.request.retries, hint)
+    if isinstance(task, ReliableTask):
+        # A retry that cannot be published (Redis down) must requeue, not drop, the message.
+        task.retry_or_requeue(exc, countdown)
+    return task.retry(exc=exc, countdown=countdown)
 
 
 def register_tasks(app: Celery) -> None:
