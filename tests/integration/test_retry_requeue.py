@@ -35,4 +35,4 @@ def test_a_retry_the_broker_refuses_becomes_a_requeue(stack: Stack) -> None:
             task.retry_or_requeue(ConnectionError("the SMTP server went away"), 1)
     finally:
         task.pop_request()
-    assert rejected.value.requeue is True
+    assert getattr(rejected.value, "requeue", None) is True
