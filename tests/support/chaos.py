@@ -127,13 +127,17 @@ class ChaosSystem:
             BOXOFFICE_REAPER_SWEEP_INTERVAL_SECONDS="0.25",
             BOXOFFICE_SMTP_HOST="127.0.0.1",
             BOXOFFICE_SMTP_PORT=str(self.smtp.port),
-            BOXOFFICE_SCHEDULER_STATE_DIR=str(stack.var / f"{name}-scheduler"),
+            # Every chaos client shares one API key; its traffic is the point, not a limit.
+            BOXOFFICE_RATE_LIMIT_REQUESTS="0",
             # A killed worker's messages come back after the visibility timeout; keep it
             # short here, and the retry cap under half of it.
             BOXOFFICE_CELERY_VISIBILITY_TIMEOUT_SECONDS="10",
             BOXOFFICE_RETRY_BACKOFF_BASE_SECONDS="0.5",
             BOXOFFICE_RETRY_BACKOFF_MAX_SECONDS="4",
             BOXOFFICE_RETRY_MAX_RETRIES="40",
+            BOXOFFICE_NOTIFIER_RETRY_BACKOFF_SECONDS="0.5",
+            BOXOFFICE_NOTIFIER_RETRY_BACKOFF_MAX_SECONDS="4",
+            BOXOFFICE_NOTIFIER_MAX_RETRIES="40",
             # A kill -9 between BRPOP and the unacked record loses a message in Redis: the
             # relay re-sends deliveries that stay PENDING with an empty queue.
             BOXOFFICE_RELAY_REDELIVER_AFTER_SECONDS="15",
