@@ -15,7 +15,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from boxoffice_db.engine import session_scope
-from boxoffice_db.models import ApiKey, Booking, BookingStatus, Delivery, OutboxEvent
+from boxoffice_db.models import (
+    ApiKey,
+    Booking,
+    BookingStatus,
+    Delivery,
+    OutboxEvent,
+    TaskRecord,
+    TaskStatus,
+)
 from boxoffice_settings import Settings
 from prometheus_client import Counter
 from sqlalchemy import (
@@ -104,12 +112,10 @@ def delete_old_deliveries(session: Session, cutoff: datetime, limit: int) -> int
 
 
 def delete_old_tasks(session: Session, cutoff: datetime, limit: int) -> int:
-    """Finished task-status rows older than `cutoff` (the `tasks` table, where it exists)."""
-    tasks = table(
-        "tasks", column("id"), column("status"), column("created_at"), column("completed_at")
-    )
+    """Finished task-status rows older than `cutoff`."""
+    tasks = TaskRecord.__table__
     where = and_(
-        tasks.c.status.in_(FINISHED_TASK_STATES),
+        tasks.c.status.in_([TaskStatus(state) for state in FINISHED_TASK_STATES]),
         func.coalesce(tasks.c.completed_at, tasks.c.created_at) < cutoff,
     )
     return _delete_batch(session, tasks, tasks.c.id, where, limit)
