@@ -67,7 +67,8 @@ def publish_event(
             route.task,
             args=[payload],
             queue=route.queue,
-            task_id=task_id_for(event_id, route) if event_id is not None else None,
+            # Without an event id Celery picks the task id: an explicit None would break it.
+            **({"task_id": task_id_for(event_id, route)} if event_id is not None else {}),
         )
         for route in EVENT_ROUTES.get(event_type, ())
     ]
