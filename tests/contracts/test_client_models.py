@@ -28,6 +28,12 @@ MODEL_SCHEMAS: dict[type[BaseModel], str] = {
     models.SeatMap: "SeatMapPublic",
     models.SeatState: "SeatStatePublic",
     models.Health: "Health",
+    models.Task: "TaskPublic",
+    models.TaskProgress: "TaskProgress",
+    models.TaskList: "TaskList",
+    models.TaskRuntime: "RuntimeByName",
+    models.QueueBacklog: "QueueBacklog",
+    models.TaskStats: "TaskStatsPublic",
 }
 
 

@@ -160,3 +160,56 @@ class Page(ApiModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+TaskStatus = Literal["PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED"]
+
+
+class TaskProgress(ApiModel):
+    current: int | None = None
+    total: int | None = None
+    message: str | None = None
+
+
+class Task(ApiModel):
+    """A background task's status, progress and outcome (`GET /v1/tasks/{id}`)."""
+
+    id: str
+    name: str
+    queue: str | None = None
+    status: TaskStatus
+    progress: TaskProgress
+    args_summary: dict[str, object]
+    result: dict[str, object] | None = None
+    error: str | None = None
+    retries: int
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    runtime_seconds: float | None = None
+
+
+class TaskList(ApiModel):
+    items: list[Task]
+    limit: int
+    offset: int
+
+
+class TaskRuntime(ApiModel):
+    name: str
+    completed: int
+    avg_seconds: float
+    p95_seconds: float
+
+
+class QueueBacklog(ApiModel):
+    waiting: dict[str, int]
+    unacknowledged: int
+
+
+class TaskStats(ApiModel):
+    window_seconds: int
+    runtime_by_name: list[TaskRuntime]
+    failures_last_hour: dict[str, int]
+    by_status: dict[str, int]
+    backlog: QueueBacklog | None = None

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 SEAT_LABEL = re.compile(r"[A-Z]{1,3}[0-9]{1,3}")
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -66,3 +66,15 @@ AmountMinor = Annotated[
     BeforeValidator(_amount_minor),
     Field(examples=[25000], json_schema_extra={"minimum": 0, "maximum": MAX_AMOUNT_MINOR}),
 ]
+
+
+def _rfc3339_text(value: Any) -> Any:
+    # pydantic would read a bare number as Unix time; the API documents RFC 3339 only.
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and re.fullmatch(r"\s*[-+]?[0-9.eE+-]+\s*", value)
+    ):
+        raise ValueError("a time is RFC 3339 with a time zone, e.g. '2026-11-21T10:00:00Z'")
+    return value
+
+
+Rfc3339Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]

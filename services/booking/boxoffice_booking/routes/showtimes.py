@@ -8,7 +8,6 @@ from typing import Annotated
 
 from boxoffice_db.models import Showtime
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
 from boxoffice_booking import catalog
 from boxoffice_booking.auth import require_scope
@@ -18,6 +17,7 @@ from boxoffice_booking.deps import SeatCacheDep, SessionDep
 from boxoffice_booking.pagination import Page, PageDep, paginate
 from boxoffice_booking.problems import problem_responses
 from boxoffice_booking.schemas import SeatMapPublic
+from boxoffice_booking.validators import Rfc3339Time
 
 router = APIRouter(prefix="/v1/showtimes", tags=["showtimes"])
 
@@ -58,7 +58,7 @@ def list_showtimes(
     date: Annotated[
         dt.date | None, Query(description="A calendar day in the venue's time zone.")
     ] = None,
-    starts_after: AwareDatetime | None = None,
+    starts_after: Rfc3339Time | None = None,
 ) -> Page[ShowtimePublic]:
     """Showtimes in start order, filtered by venue, screen, local date or start time."""
     rows, next_cursor = paginate(

@@ -16,6 +16,7 @@ from redis import Redis
 from boxoffice_booking.auth import require_scope
 from boxoffice_booking.deps import SessionDep, SettingsDep
 from boxoffice_booking.problems import NotFound, Problem
+from boxoffice_booking.validators import Rfc3339Time
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,8 @@ def read_tasks(
     status: TaskStatus | None = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
     queue: Annotated[str | None, Query(max_length=100)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Rfc3339Time | None = None,
+    until: Rfc3339Time | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> TaskList:
