@@ -21,7 +21,7 @@ from boxoffice.messaging.v1.envelope_pb2 import Envelope
 from boxoffice_client import BoxofficeClient
 from boxoffice_contracts.envelope import PAYLOAD_FIELDS, SCHEMA_VERSION
 from boxoffice_db.engine import session_scope
-from boxoffice_db.models import Booking, OutboxEvent, ShowtimeSeat
+from boxoffice_db.models import Booking, DeadLetter, OutboxEvent, ShowtimeSeat
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.outbox import publish_pending
 from boxoffice_messaging.routes import EVENT_ROUTES, QUEUE_EMAIL
@@ -129,9 +129,17 @@ def wait_for_email(smtp: SmtpServer, event_id: str) -> None:
     wait_until(lambda: emails_for(smtp, event_id) >= 1, 60, f"an email for event {event_id}")
 
 
-def send(app_name: str, task: str, message: object) -> None:
+def send(app_name: str, task: str, message: object) -> str:
+    """Publish `message` to `task` as a producer would; returns the Celery task id."""
     app = create_celery_app(app_name, get_settings())
-    app.send_task(task, args=[message], queue=QUEUE_EMAIL)
+    return str(app.send_task(task, args=[message], queue=QUEUE_EMAIL).id)
+
+
+def dead_letter_reason(task_id: str) -> str | None:
+    with session_scope() as session:
+        return session.scalars(
+            select(DeadLetter.reason).where(DeadLetter.task_id == task_id)
+        ).first()
 
 
 def test_each_producer_writes_its_event_as_a_strict_envelope(published: Published) -> None:
@@ -222,13 +230,15 @@ def test_an_unparseable_message_is_dead_lettered_and_consumption_goes_on(
 ) -> None:
     worker, smtp = notifier
     route = EVENT_ROUTES["booking.confirmed"][0]
-    before = worker.log().count("rejecting malformed message")
-    send("contract-poisoner", route.task, message)
+    task_id = send("contract-poisoner", route.task, message)
     wait_until(
-        lambda: worker.log().count("rejecting malformed message") > before,
+        lambda: dead_letter_reason(task_id) is not None,
         60,
-        "the notifier to reject the malformed message",
+        "the notifier to dead-letter the malformed message",
     )
+    reason = dead_letter_reason(task_id)
+    assert reason is not None
+    assert "MalformedMessage" in reason
     # It goes on consuming: a good message sent after the poison is delivered.
     confirmed = next(r for r in published.rows if r.event_type == "booking.confirmed")
     good = {**confirmed.payload, "event_id": str(uuid.uuid4())}
