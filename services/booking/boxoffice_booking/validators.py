@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
@@ -68,13 +69,24 @@ AmountMinor = Annotated[
 ]
 
 
-def _rfc3339_text(value: Any) -> Any:
+def _is_number(value: Any) -> bool:
     # pydantic would read a bare number as Unix time; the API documents RFC 3339 only.
-    if isinstance(value, int | float) or (
-        isinstance(value, str) and re.fullmatch(r"\s*[-+]?[0-9.eE+-]+\s*", value)
-    ):
+    return isinstance(value, int | float) or (
+        isinstance(value, str) and re.fullmatch(r"\s*[-+]?[0-9.eE+-]+\s*", value) is not None
+    )
+
+
+def _rfc3339_time(value: Any) -> Any:
+    if _is_number(value):
         raise ValueError("a time is RFC 3339 with a time zone, e.g. '2026-11-21T10:00:00Z'")
     return value
 
 
-Rfc3339Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+def _rfc3339_date(value: Any) -> Any:
+    if _is_number(value):
+        raise ValueError("a date is RFC 3339 full-date, e.g. '2026-11-21'")
+    return value
+
+
+Rfc3339Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_time)]
+Rfc3339Date = Annotated[date, BeforeValidator(_rfc3339_date)]

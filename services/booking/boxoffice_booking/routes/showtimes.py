@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -17,7 +16,7 @@ from boxoffice_booking.deps import SeatCacheDep, SessionDep
 from boxoffice_booking.pagination import Page, PageDep, paginate
 from boxoffice_booking.problems import problem_responses
 from boxoffice_booking.schemas import SeatMapPublic
-from boxoffice_booking.validators import Rfc3339Time
+from boxoffice_booking.validators import Rfc3339Date, Rfc3339Time
 
 router = APIRouter(prefix="/v1/showtimes", tags=["showtimes"])
 
@@ -56,7 +55,7 @@ def list_showtimes(
     venue_id: uuid.UUID | None = None,
     screen_id: uuid.UUID | None = None,
     date: Annotated[
-        dt.date | None, Query(description="A calendar day in the venue's time zone.")
+        Rfc3339Date | None, Query(description="A calendar day in the venue's time zone.")
     ] = None,
     starts_after: Rfc3339Time | None = None,
 ) -> Page[ShowtimePublic]:
