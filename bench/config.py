@@ -10,6 +10,10 @@ from dataclasses import dataclass
 SERVICE_ENV: dict[str, str] = {
     "BOXOFFICE_ENV": "production",
     "BOXOFFICE_LOG_LEVEL": "INFO",
+    # The load generator is one client: a per-key rate limit would measure the limiter.
+    "BOXOFFICE_RATE_LIMIT_REQUESTS": "0",
+    # Scenario 4 confirms bookings with the local test provider (off by default in production).
+    "BOXOFFICE_TEST_PAYMENTS_ENABLED": "true",
 }
 
 CONNECTIONS = 64  # scenario 1: closed-loop wrk connections
