@@ -32,6 +32,12 @@ $(BUF): package.json
 .PHONY: buf
 buf: $(BUF) ## install the buf CLI locally into node_modules/
 
+.PHONY: prometheus
+prometheus: ## install Prometheus and promtool (Debian package) if missing: the alert tests need them
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+		echo "installing prometheus (promtool)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; fi
+
 .PHONY: proto
 proto: install ## regenerate the Python message code and mypy stubs from proto/ into libs/contracts
 	$(PY) boxoffice-codegen proto
@@ -65,7 +71,7 @@ run: install ## start every service locally (FLOWER=1 adds Flower on :5555; Ctrl
 	$(PY) boxoffice-dev run $(if $(FLOWER),--flower)
 
 .PHONY: test
-test: install buf-check ## buf checks, then unit, integration, contract and end-to-end tests
+test: install prometheus buf-check ## buf checks, then unit, integration, contract and end-to-end tests
 	$(PY) pytest tests
 
 .PHONY: chaos
