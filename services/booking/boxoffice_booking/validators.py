@@ -71,9 +71,15 @@ AmountMinor = Annotated[
 
 def _is_number(value: Any) -> bool:
     # pydantic would read a bare number as Unix time; the API documents RFC 3339 only.
-    return isinstance(value, int | float) or (
-        isinstance(value, str) and re.fullmatch(r"\s*[-+]?[0-9.eE+-]+\s*", value) is not None
-    )
+    if isinstance(value, int | float):
+        return True
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return False
 
 
 def _rfc3339_time(value: Any) -> Any:
