@@ -35,6 +35,8 @@ class Stack:
             BOXOFFICE_BOOTSTRAP_API_KEY=API_KEY,
             BOXOFFICE_LOG_LEVEL="INFO",
             PYTHONUNBUFFERED="1",
+            # Service processes of a test run share one API key; tests of the limit set their own.
+            BOXOFFICE_RATE_LIMIT_REQUESTS="0",
         )
         env.update(extra)
         return env
