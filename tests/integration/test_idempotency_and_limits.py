@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from boxoffice_booking.deps import settings_dep
 from boxoffice_booking.idempotency import Claim, claim_key
 from boxoffice_settings import Settings, get_settings
 from fastapi.testclient import TestClient
@@ -105,7 +106,7 @@ def limited(client: TestClient) -> Iterator[TestClient]:
     def limited_settings() -> Settings:
         return settings
 
-    app.dependency_overrides[get_settings] = limited_settings  # type: ignore[attr-defined]
+    app.dependency_overrides[settings_dep] = limited_settings  # type: ignore[attr-defined]
     yield client
     app.dependency_overrides.clear()  # type: ignore[attr-defined]
 

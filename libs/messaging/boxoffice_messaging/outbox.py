@@ -36,8 +36,10 @@ def add_event(session: Session, envelope: Envelope) -> None:
     """
     if not envelope.trace_context:
         envelope.trace_context.update(current_trace_context())
-    session.add(
-        OutboxEvent(
+    # A plain INSERT now rather than an ORM object flushed later: cheaper on the hot paths,
+    # and events of one aggregate get their ids (the relay's order) in the order they happen.
+    session.execute(
+        insert(OutboxEvent).values(
             event_id=uuid.UUID(envelope.event_id),
             event_type=envelope.event_type,
             aggregate_id=uuid.UUID(envelope.aggregate_id),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
+from boxoffice_db.engine import session_scope
 from boxoffice_db.models import ApiKey
 from fastapi import Depends, Header
 from redis import RedisError
@@ -24,8 +25,9 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import func
+from starlette.concurrency import run_in_threadpool
 
-from boxoffice_booking.deps import SessionDep, SettingsDep, get_redis
+from boxoffice_booking.deps import SettingsDep, get_redis
 from boxoffice_booking.problems import Forbidden, RateLimited, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -99,22 +101,26 @@ _cache: dict[str, tuple[float, Principal | None]] = {}
 _cache_lock = threading.Lock()
 
 
-def _lookup(session: Session, key_hash: str) -> Principal | None:
-    now = time.monotonic()
+def _cached(key_hash: str) -> tuple[bool, Principal | None]:
+    """(True, principal or None) if this process looked the key up recently."""
     with _cache_lock:
         hit = _cache.get(key_hash)
-    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
-        return hit[1]
-    row = session.execute(
-        update(ApiKey)
-        .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
-        .values(last_used_at=func.now())
-        .returning(ApiKey.id, ApiKey.scopes)
-    ).first()
-    # Ending the transaction returns the connection to the pool before the endpoint's own
-    # thread-pool job runs (holding it across jobs can starve the pool under load).
-    session.commit()
-    principal = Principal(str(row.id), list(row.scopes)) if row is not None else None
+    if hit is not None and time.monotonic() - hit[0] < KEY_CACHE_SECONDS:
+        return True, hit[1]
+    return False, None
+
+
+def _lookup(key_hash: str) -> Principal | None:
+    """Read the key's scopes (and note its use) in a transaction of its own."""
+    now = time.monotonic()
+    with session_scope() as session:
+        row = session.execute(
+            update(ApiKey)
+            .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+            .values(last_used_at=func.now())
+            .returning(ApiKey.id, ApiKey.scopes)
+        ).first()
+        principal = Principal(str(row.id), list(row.scopes)) if row is not None else None
     with _cache_lock:
         if len(_cache) > 10_000:
             _cache.clear()
@@ -154,21 +160,33 @@ def check_rate_limit(principal: Principal, limit: int, window_seconds: int) -> N
         )
 
 
-def authenticate(
-    session: SessionDep,
+async def authenticate(
     settings: SettingsDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
-    """Resolve `Authorization: Bearer <key>` to the key's scopes, within its rate limit."""
+    """Resolve `Authorization: Bearer <key>` to the key's scopes, within its rate limit.
+
+    A key seen in the last few seconds is answered from memory on the event loop; only a
+    lookup or a rate-limit check goes to a worker thread.
+    """
     if not authorization:
         raise Unauthorized("Send 'Authorization: Bearer <api key>'.")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send 'Authorization: Bearer <api key>'.")
-    principal = _lookup(session, hash_key(token.strip()))
+    key_hash = hash_key(token.strip())
+    known, principal = _cached(key_hash)
+    if not known:
+        principal = await run_in_threadpool(_lookup, key_hash)
     if principal is None:
         raise Unauthorized("The API key is unknown or revoked.")
-    check_rate_limit(principal, settings.rate_limit_requests, settings.rate_limit_window_seconds)
+    if settings.rate_limit_requests > 0:
+        await run_in_threadpool(
+            check_rate_limit,
+            principal,
+            settings.rate_limit_requests,
+            settings.rate_limit_window_seconds,
+        )
     return principal
 
 
@@ -176,7 +194,7 @@ PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
 def require_scope(scope: str) -> object:
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         principal.require(scope)
         return principal
 

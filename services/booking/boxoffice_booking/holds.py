@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import timedelta
+from collections.abc import Sequence
+from typing import Any
 
 from boxoffice.booking.v1 import events_pb2
 from boxoffice_contracts.envelope import build_envelope, iso
@@ -14,12 +15,11 @@ from boxoffice_db.models import (
     BookingStatus,
     SeatState,
     Showtime,
-    ShowtimePrice,
     ShowtimeSeat,
 )
 from boxoffice_db.seats import seat_is_free
 from boxoffice_messaging.outbox import add_event
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Row, Select, or_, select, text, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql import func
 
@@ -43,6 +43,58 @@ def get_booking(session: Session, booking_id: uuid.UUID, *, lock: bool = False) 
     return booking
 
 
+# One round trip: lock the requested seats in label order (so overlapping holds never
+# deadlock), judge them under the lock, and only if every one is free and priced insert the
+# booking, take the seats and record their prices. The seat UPDATE needs no condition of its
+# own: the rows are locked and were judged free in this statement, so nobody can take them
+# in between, and the verdict is re-read from the newest row version (FOR UPDATE re-checks
+# a row another transaction changed while we waited for its lock).
+_HOLD = text(
+    """
+WITH locked AS MATERIALIZED (
+    SELECT s.label, s.state::text AS state, s.category, p.amount_minor,
+           (s.state = 'available' OR (s.state = 'held' AND s.hold_expires_at <= now())) AS free
+    FROM showtime_seats s
+    LEFT JOIN showtime_prices p ON p.showtime_id = s.showtime_id AND p.category = s.category
+    WHERE s.showtime_id = :showtime_id AND s.label = ANY(:labels)
+    ORDER BY s.label
+    FOR UPDATE OF s
+),
+verdict AS (
+    SELECT count(*) = :n AND bool_and(free) AND bool_and(amount_minor IS NOT NULL) AS ok,
+           sum(amount_minor) AS total
+    FROM locked
+),
+new_booking AS (
+    INSERT INTO bookings (id, reference, showtime_id, status, customer_email, customer_phone,
+                          sms_opt_out, total_minor, currency, expires_at)
+    SELECT :booking_id, :reference, st.id, 'PENDING', :email, :phone, :sms_opt_out, v.total,
+           st.currency, now() + :ttl * interval '1 second'
+    FROM verdict v JOIN showtimes st ON st.id = :showtime_id
+    WHERE v.ok
+    RETURNING expires_at, created_at, currency, total_minor
+),
+held AS (
+    UPDATE showtime_seats s
+    SET state = 'held', booking_id = :booking_id, hold_expires_at = b.expires_at
+    FROM new_booking b
+    WHERE s.showtime_id = :showtime_id AND s.label = ANY(:labels)
+    RETURNING s.label
+),
+priced AS (
+    INSERT INTO booking_seats (booking_id, label, category, price_minor)
+    SELECT :booking_id, l.label, l.category, l.amount_minor FROM locked l, new_booking
+    RETURNING label
+)
+SELECT l.label, l.state, l.category, l.amount_minor, l.free,
+       b.expires_at, b.created_at, b.currency, b.total_minor,
+       (SELECT count(*) FROM held) AS held, (SELECT count(*) FROM priced) AS priced
+FROM locked l LEFT JOIN new_booking b ON true
+ORDER BY l.label
+"""
+)
+
+
 def hold_seats(
     session: Session,
     showtime_id: uuid.UUID,
@@ -54,114 +106,96 @@ def hold_seats(
     *,
     sms_opt_out: bool = False,
 ) -> Booking:
-    """Hold `labels` for a new PENDING booking, or raise naming the seats someone else has."""
+    """Hold `labels` for a new PENDING booking, or raise naming the seats someone else has.
+
+    The returned booking is not attached to `session`; it carries what the hold wrote.
+    """
     if len(set(labels)) != len(labels):
         raise InvalidSeats("A seat is listed twice.", seats=sorted(labels))
     if len(labels) > max_seats:
         raise InvalidSeats(f"At most {max_seats} seats can be held at once.", seats=labels)
-    showtime = session.get(Showtime, showtime_id)
-    if showtime is None:
-        raise NotFound(f"No showtime {showtime_id}.")
-
-    # Losers leave before taking any lock: under a rush most requests want seats already
-    # gone, and queueing them on the row locks would slow the winners down too. A seat seen
-    # taken here was taken when read; one seen free is still checked under lock below.
-    taken_now = sorted(
-        session.scalars(
-            select(ShowtimeSeat.label).where(
-                ShowtimeSeat.showtime_id == showtime_id,
-                ShowtimeSeat.label.in_(labels),
-                ShowtimeSeat.state.in_([SeatState.HELD, SeatState.SOLD]),
-                ~seat_is_free(),
-            )
-        )
-    )
-    if taken_now:
-        raise SeatsUnavailable(f"Seats already taken: {', '.join(taken_now)}.", seats=taken_now)
-
-    # Lock the requested seats in one order so that overlapping holds never deadlock.
-    seats = session.execute(
-        select(ShowtimeSeat.label, ShowtimeSeat.state, ShowtimeSeat.category)
-        .where(ShowtimeSeat.showtime_id == showtime_id, ShowtimeSeat.label.in_(labels))
-        .order_by(ShowtimeSeat.label)
-        .with_for_update()
+    booking_id = uuid.uuid4()
+    reference = new_reference()
+    rows = session.execute(
+        _HOLD,
+        {
+            "showtime_id": showtime_id,
+            "labels": labels,
+            "n": len(labels),
+            "booking_id": booking_id,
+            "reference": reference,
+            "email": str(email),
+            "phone": phone,
+            "sms_opt_out": sms_opt_out,
+            "ttl": ttl_seconds,
+        },
     ).all()
-    found = {seat.label: seat for seat in seats}
-    unknown = sorted(set(labels) - found.keys())
-    if unknown:
-        raise InvalidSeats(f"Unknown seats: {', '.join(unknown)}.", seats=unknown)
-    blocked = sorted(s.label for s in seats if s.state == SeatState.BLOCKED)
-    if blocked:
-        raise InvalidSeats(f"Seats not for sale: {', '.join(blocked)}.", seats=blocked)
-
-    prices: dict[str, int] = {
-        category: amount
-        for category, amount in session.execute(
-            select(ShowtimePrice.category, ShowtimePrice.amount_minor).where(
-                ShowtimePrice.showtime_id == showtime_id
-            )
-        )
-    }
-    unpriced = sorted(s.label for s in seats if s.category not in prices)
-    if unpriced:
-        raise InvalidSeats(f"Seats have no price: {', '.join(unpriced)}.", seats=unpriced)
-
+    made = rows[0] if rows and rows[0].expires_at is not None else None
+    if made is None:
+        _refuse(session, showtime_id, labels, rows)
+    assert made is not None
+    if made.held != len(labels) or made.priced != len(labels):  # the lock makes this impossible
+        raise RuntimeError(f"hold of {labels} took {made.held} seats, priced {made.priced}")
     booking = Booking(
-        id=uuid.uuid4(),
-        reference=new_reference(),
+        id=booking_id,
+        reference=reference,
         showtime_id=showtime_id,
         status=BookingStatus.PENDING,
         customer_email=str(email),
         customer_phone=phone,
         sms_opt_out=sms_opt_out,
-        total_minor=sum(prices[found[label].category] for label in labels),
-        currency=showtime.currency,
-        expires_at=func.now() + timedelta(seconds=ttl_seconds),
+        total_minor=made.total_minor,
+        currency=made.currency,
+        expires_at=made.expires_at,
+        created_at=made.created_at,
+        confirmed_at=None,
+        expired_at=None,
+        cancelled_at=None,
+        anonymised_at=None,
     )
-    session.add(booking)
-    session.flush()
-
-    held = set(
-        session.scalars(
-            update(ShowtimeSeat)
-            .where(
-                ShowtimeSeat.showtime_id == showtime_id,
-                ShowtimeSeat.label.in_(labels),
-                seat_is_free(),
-            )
-            .values(state=SeatState.HELD, booking_id=booking.id, hold_expires_at=booking.expires_at)
-            .returning(ShowtimeSeat.label)
+    booking.seats = [
+        BookingSeat(
+            booking_id=booking_id, label=r.label, category=r.category, price_minor=r.amount_minor
         )
-    )
-    taken = sorted(set(labels) - held)
-    if taken:
-        raise SeatsUnavailable(f"Seats already taken: {', '.join(taken)}.", seats=taken)
-
-    for label in sorted(labels):
-        category = found[label].category
-        session.add(
-            BookingSeat(
-                booking_id=booking.id, label=label, category=category, price_minor=prices[category]
-            )
-        )
-    session.flush()
-    session.refresh(booking)
+        for r in rows
+    ]
     add_event(
         session,
         build_envelope(
             "hold.created",
-            booking.id,
+            booking_id,
             events_pb2.HoldCreated(
-                booking_id=str(booking.id),
+                booking_id=str(booking_id),
                 showtime_id=str(showtime_id),
                 seats=sorted(labels),
-                expires_at=iso(booking.expires_at),
-                total_minor=booking.total_minor,
-                currency=booking.currency,
+                expires_at=iso(made.expires_at),
+                total_minor=made.total_minor,
+                currency=made.currency,
             ),
         ),
     )
     return booking
+
+
+def _refuse(
+    session: Session, showtime_id: uuid.UUID, labels: list[str], rows: Sequence[Row[Any]]
+) -> None:
+    """Raise the reason a hold was not made: taken, unknown, blocked or unpriced seats."""
+    taken = sorted(r.label for r in rows if not r.free and r.state != SeatState.BLOCKED)
+    if taken:
+        raise SeatsUnavailable(f"Seats already taken: {', '.join(taken)}.", seats=taken)
+    if not rows and session.get(Showtime, showtime_id) is None:
+        raise NotFound(f"No showtime {showtime_id}.")
+    unknown = sorted(set(labels) - {r.label for r in rows})
+    if unknown:
+        raise InvalidSeats(f"Unknown seats: {', '.join(unknown)}.", seats=unknown)
+    blocked = sorted(r.label for r in rows if r.state == SeatState.BLOCKED)
+    if blocked:
+        raise InvalidSeats(f"Seats not for sale: {', '.join(blocked)}.", seats=blocked)
+    unpriced = sorted(r.label for r in rows if r.amount_minor is None)
+    if unpriced:
+        raise InvalidSeats(f"Seats have no price: {', '.join(unpriced)}.", seats=unpriced)
+    raise RuntimeError(f"hold of {labels} was refused for no known reason")
 
 
 def held_states(booking: Booking) -> dict[str, str]:

@@ -21,7 +21,7 @@ from typing import Any
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import IdempotencyRecord
 from boxoffice_settings import get_settings
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.sql import func
 from starlette.concurrency import run_in_threadpool
@@ -57,30 +57,35 @@ def claim_key(
 ) -> ClaimResult:
     """Claim `key` for this request, or say why not (stored answer, mismatch, in progress)."""
     with session_scope() as session:
-        # An expired record, or a claim abandoned by a dead process, frees the key.
-        session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.principal == principal,
-                IdempotencyRecord.key == key,
-                or_(
+        # One statement: a new key is inserted; an expired record, or a claim abandoned by a
+        # dead process, is taken over; a live record is left alone (and nothing is returned).
+        stmt = insert(IdempotencyRecord).values(
+            principal=principal,
+            key=key,
+            method=method,
+            path=path,
+            request_hash=request_hash,
+            expires_at=func.now() + timedelta(seconds=ttl_seconds),
+        )
+        claimed = session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[IdempotencyRecord.principal, IdempotencyRecord.key],
+                set_={
+                    "method": stmt.excluded.method,
+                    "path": stmt.excluded.path,
+                    "request_hash": stmt.excluded.request_hash,
+                    "response_status": null(),
+                    "response_headers": null(),
+                    "response_body": null(),
+                    "created_at": func.now(),
+                    "expires_at": stmt.excluded.expires_at,
+                },
+                where=or_(
                     IdempotencyRecord.expires_at <= func.now(),
                     (IdempotencyRecord.response_status.is_(None))
                     & (IdempotencyRecord.created_at <= func.now() - STALE_CLAIM),
                 ),
-            )
-        )
-        claimed = session.execute(
-            insert(IdempotencyRecord)
-            .values(
-                principal=principal,
-                key=key,
-                method=method,
-                path=path,
-                request_hash=request_hash,
-                expires_at=func.now() + timedelta(seconds=ttl_seconds),
-            )
-            .on_conflict_do_nothing()
-            .returning(IdempotencyRecord.key)
+            ).returning(IdempotencyRecord.key)
         ).first()
         if claimed is not None:
             return ClaimResult(Claim.CLAIMED)
