@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from boxoffice_db.aio import AsyncConn
 from boxoffice_db.models import Seat, SeatState, Showtime, ShowtimePrice, ShowtimeSeat
 from prometheus_client import Counter
 from redis import Redis, RedisError
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -235,6 +237,77 @@ class SeatCache:
         with contextlib.suppress(RedisError):  # the next read builds it again
             self.redis.set(key, json.dumps(layout.__dict__), ex=3600)
         return layout
+
+
+class AsyncSeatCache:
+    """The hold path's side of SeatCache, on the API's event loop (redis.asyncio, psycopg)."""
+
+    def __init__(self, redis: AsyncRedis, ttl_seconds: int) -> None:
+        self.redis = redis
+        self.ttl = ttl_seconds
+        self._mark = redis.register_script(_MARK)
+        self._fill = redis.register_script(_FILL)
+
+    async def taken(self, showtime_id: uuid.UUID, labels: Iterable[str]) -> list[str] | None:
+        """As SeatCache.taken."""
+        labels = list(labels)
+        states, ready, _ = SeatCache._keys(showtime_id)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(ready)
+            pipe.hmget(states, labels)
+            is_ready, values = await pipe.execute()
+        except RedisError as exc:
+            log.warning("seat cache unavailable: %r", exc)
+            CACHE_READS.labels("error").inc()
+            return None
+        if not is_ready:
+            CACHE_READS.labels("miss").inc()
+            return None
+        CACHE_READS.labels("hit").inc()
+        now_ms = int(time.time() * 1000)
+        return sorted(
+            label
+            for label, value in zip(labels, values, strict=True)
+            if decode_state(_text(value), now_ms) in ("held", "sold")
+        )
+
+    async def mark(self, showtime_id: uuid.UUID, changes: Mapping[str, str]) -> None:
+        """As SeatCache.mark."""
+        states, ready, gen = SeatCache._keys(showtime_id)
+        args: list[str | int] = [self.ttl]
+        for label, state in changes.items():
+            args += [label, state]
+        try:
+            await self._mark(keys=[states, ready, gen], args=args)
+        except RedisError as exc:
+            log.warning("seat cache update failed, dropping it: %r", exc)
+            with contextlib.suppress(RedisError):
+                await self.redis.delete(ready)
+
+    async def rebuild_soon(self, conn: AsyncConn, showtime_id: uuid.UUID) -> None:
+        """As SeatCache.rebuild_soon: refill a cold cache, one process at a time."""
+        states, ready, gen = SeatCache._keys(showtime_id)
+        try:
+            won = await self.redis.set(f"{states}:filling", "1", nx=True, ex=2)
+            generation = _text(await self.redis.get(gen)) or "0"
+        except RedisError:
+            return
+        if not won:
+            return
+        cursor = await conn.execute(
+            "SELECT label, state::text AS state, hold_expires_at FROM showtime_seats"
+            " WHERE showtime_id = %s",
+            (showtime_id,),
+        )
+        args: list[str | int] = [generation, self.ttl]
+        for row in await cursor.fetchall():
+            args += [row.label, encode_state(SeatState(row.state), row.hold_expires_at)]
+        if len(args) > 2:
+            try:
+                await self._fill(keys=[states, ready, gen], args=args)
+            except RedisError as exc:
+                log.warning("seat cache rebuild failed: %r", exc)
 
 
 def _text(value: bytes | str | None) -> str | None:
