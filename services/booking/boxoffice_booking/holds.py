@@ -241,7 +241,9 @@ def hold_seats(
 
 async def hold_seats_async(conn: AsyncConn, request: HoldRequest) -> Booking:
     """`hold_seats` on the API's asyncio pool: the hold and its event in one transaction."""
-    async with conn.transaction():
+    # Pipeline mode: BEGIN goes with the hold, and the event's INSERT with COMMIT, so the
+    # transaction costs two round trips instead of four.
+    async with conn.pipeline(), conn.transaction():
         cursor = await conn.execute(HOLD_SQL, request.params())
         rows = await cursor.fetchall()
         booking = request.outcome(rows)
