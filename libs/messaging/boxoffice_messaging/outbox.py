@@ -9,12 +9,10 @@ from typing import Any
 
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
 from boxoffice_contracts.envelope import to_json
-from boxoffice_db.aio import AsyncConn
 from boxoffice_db.models import OutboxEvent, TaskRecord, TaskStatus
 from boxoffice_telemetry.tracing import current_trace_context, span_from_carrier
 from celery import Celery, group
 from prometheus_client import Counter, Histogram
-from psycopg.types.json import Jsonb
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -30,35 +28,28 @@ PUBLISH_LAG = Histogram(
 )
 
 
-def _outbox_row(envelope: Envelope) -> dict[str, Any]:
+def outbox_payload(envelope: Envelope) -> dict[str, Any]:
+    """An outbox row's payload: the envelope as JSON, with the current trace context.
+
+    The context rides along, so the relay and the consumer continue the trace of the
+    request (or task) that caused the event.
+    """
     if not envelope.trace_context:
         envelope.trace_context.update(current_trace_context())
-    return {
-        "event_id": uuid.UUID(envelope.event_id),
-        "event_type": envelope.event_type,
-        "aggregate_id": uuid.UUID(envelope.aggregate_id),
-        "payload": to_json(envelope),
-    }
+    return to_json(envelope)
 
 
 def add_event(session: Session, envelope: Envelope) -> None:
-    """Stage an event in the caller's transaction; it is sent only if that transaction commits.
-
-    The current trace context rides along in the envelope, so the relay and the consumer
-    continue the trace of the request (or task) that caused the event.
-    """
+    """Stage an event in the caller's transaction; it is sent only if that transaction commits."""
     # A plain INSERT now rather than an ORM object flushed later: cheaper on the hot paths,
     # and events of one aggregate get their ids (the relay's order) in the order they happen.
-    session.execute(insert(OutboxEvent).values(**_outbox_row(envelope)))
-
-
-async def add_event_async(conn: AsyncConn, envelope: Envelope) -> None:
-    """`add_event` on an asyncio connection, inside the caller's transaction."""
-    row = _outbox_row(envelope)
-    await conn.execute(
-        "INSERT INTO outbox (event_id, event_type, aggregate_id, payload, attempts)"
-        " VALUES (%(event_id)s, %(event_type)s, %(aggregate_id)s, %(payload)s, 0)",
-        row | {"payload": Jsonb(row["payload"])},
+    session.execute(
+        insert(OutboxEvent).values(
+            event_id=uuid.UUID(envelope.event_id),
+            event_type=envelope.event_type,
+            aggregate_id=uuid.UUID(envelope.aggregate_id),
+            payload=outbox_payload(envelope),
+        )
     )
 
 

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from boxoffice.booking.v1 import events_pb2
-from boxoffice.messaging.v1.envelope_pb2 import Envelope
-from boxoffice_contracts.envelope import build_envelope, iso
+from boxoffice_contracts.envelope import build_envelope
 from boxoffice_db.aio import AsyncConn
 from boxoffice_db.models import (
     Booking,
@@ -21,7 +20,8 @@ from boxoffice_db.models import (
     ShowtimeSeat,
 )
 from boxoffice_db.seats import seat_is_free
-from boxoffice_messaging.outbox import add_event, add_event_async
+from boxoffice_messaging.outbox import outbox_payload
+from psycopg.types.json import Jsonb
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql import func
@@ -48,7 +48,9 @@ def get_booking(session: Session, booking_id: uuid.UUID, *, lock: bool = False) 
 
 # One statement: lock the requested seats in label order (so overlapping holds never
 # deadlock), judge them under the lock, and only if every one is free and priced insert the
-# booking, take the seats and record their prices. The seat UPDATE needs no condition of its
+# booking, take the seats, record their prices and write the `hold.created` event to the
+# outbox (the envelope is built here, the values only the database knows patched in), so
+# the API runs it as one autocommit round trip. The seat UPDATE needs no condition of its
 # own: the rows are locked and were judged free in this statement, so nobody can take them
 # in between, and the verdict is read from the newest row version (FOR UPDATE re-reads a row
 # another transaction changed while we waited for its lock). Parameters are in psycopg's
@@ -88,10 +90,24 @@ priced AS (
     INSERT INTO booking_seats (booking_id, label, category, price_minor)
     SELECT %(booking_id)s, l.label, l.category, l.amount_minor FROM locked l, new_booking
     RETURNING label
+),
+announced AS (
+    INSERT INTO outbox (event_id, event_type, aggregate_id, payload, attempts)
+    SELECT %(event_id)s, 'hold.created', %(booking_id)s,
+           jsonb_set(jsonb_set(jsonb_set(%(event)s,
+               '{hold_created,expires_at}',
+               to_jsonb(to_char(b.expires_at AT TIME ZONE 'UTC',
+                                'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))),
+               '{hold_created,total_minor}', to_jsonb(b.total_minor::text)),
+               '{hold_created,currency}', to_jsonb(b.currency)),
+           0
+    FROM new_booking b
+    RETURNING event_id
 )
 SELECT l.label, l.state, l.category, l.amount_minor, l.free,
        b.expires_at, b.created_at, b.currency, b.total_minor,
-       (SELECT count(*) FROM held) AS held, (SELECT count(*) FROM priced) AS priced
+       (SELECT count(*) FROM held) AS held, (SELECT count(*) FROM priced) AS priced,
+       (SELECT count(*) FROM announced) AS announced
 FROM locked l LEFT JOIN new_booking b ON true
 ORDER BY l.label
 """
@@ -109,6 +125,7 @@ class HoldRequest:
     sms_opt_out: bool
     booking_id: uuid.UUID = field(default_factory=uuid.uuid4)
     reference: str = field(default_factory=lambda: new_reference())
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
     @classmethod
     def checked(
@@ -128,7 +145,19 @@ class HoldRequest:
         return cls(showtime_id, list(labels), str(email), phone, ttl_seconds, sms_opt_out)
 
     def params(self) -> dict[str, Any]:
+        envelope = build_envelope(
+            "hold.created",
+            self.booking_id,
+            events_pb2.HoldCreated(
+                booking_id=str(self.booking_id),
+                showtime_id=str(self.showtime_id),
+                seats=sorted(self.labels),
+            ),
+            event_id=self.event_id,
+        )
         return {
+            "event_id": self.event_id,
+            "event": Jsonb(outbox_payload(envelope)),
             "showtime_id": self.showtime_id,
             "labels": self.labels,
             "n": len(self.labels),
@@ -145,7 +174,7 @@ class HoldRequest:
         made = rows[0] if rows and rows[0].expires_at is not None else None
         if made is None:
             return None
-        if made.held != len(self.labels) or made.priced != len(self.labels):
+        if made.held != len(self.labels) or made.priced != len(self.labels) or not made.announced:
             # The locks make this impossible; never answer 201 for a partial hold.
             raise RuntimeError(f"hold of {self.labels} took {made.held}, priced {made.priced}")
         booking = Booking(
@@ -197,20 +226,6 @@ class HoldRequest:
             return InvalidSeats(f"Seats have no price: {', '.join(unpriced)}.", seats=unpriced)
         return RuntimeError(f"hold of {self.labels} was refused for no known reason")
 
-    def event(self, booking: Booking) -> Envelope:
-        return build_envelope(
-            "hold.created",
-            booking.id,
-            events_pb2.HoldCreated(
-                booking_id=str(booking.id),
-                showtime_id=str(self.showtime_id),
-                seats=sorted(self.labels),
-                expires_at=iso(booking.expires_at),
-                total_minor=booking.total_minor,
-                currency=booking.currency,
-            ),
-        )
-
 
 def hold_seats(
     session: Session,
@@ -235,20 +250,14 @@ def hold_seats(
     if booking is None:
         exists = None if rows else session.get(Showtime, showtime_id) is not None
         raise request.refusal(rows, exists)
-    add_event(session, request.event(booking))
     return booking
 
 
 async def hold_seats_async(conn: AsyncConn, request: HoldRequest) -> Booking:
-    """`hold_seats` on the API's asyncio pool: the hold and its event in one transaction."""
-    # Pipeline mode: BEGIN goes with the hold, and the event's INSERT with COMMIT, so the
-    # transaction costs two round trips instead of four.
-    async with conn.pipeline(), conn.transaction():
-        cursor = await conn.execute(HOLD_SQL, request.params())
-        rows = await cursor.fetchall()
-        booking = request.outcome(rows)
-        if booking is not None:
-            await add_event_async(conn, request.event(booking))
+    """`hold_seats` on an autocommit asyncio connection: the statement is the transaction."""
+    cursor = await conn.execute(HOLD_SQL, request.params())
+    rows = await cursor.fetchall()
+    booking = request.outcome(rows)
     if booking is None:
         exists = None
         if not rows:
