@@ -125,7 +125,7 @@ def configure_tracing(service: str) -> bool:
             OTELResourceDetector().detect()
         )
         exporters = exporter_names()
-        traces_file = os.environ.get(TRACES_FILE_ENV)
+        traces_file = os.environ.get(TRACES_FILE_ENV)  # also read by spans_recorded()
         # TracerProvider() reads OTEL_TRACES_SAMPLER; wrap whatever it chose. With nowhere to
         # send spans, record none: spans still get trace and span ids, which logs carry and
         # messages propagate (flagged not sampled), at a fraction of the cost of recording
@@ -149,11 +149,19 @@ def configure_tracing(service: str) -> bool:
             provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(traces_file)))
         trace.set_tracer_provider(provider)
         _configured_pid = os.getpid()
+    if not spans_recorded():
+        # Redis and SQL calls start no spans of their own, only leaves that would be dropped.
+        return True
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     if not RedisInstrumentor().is_instrumented_by_opentelemetry:
         RedisInstrumentor().instrument()
     return True
+
+
+def spans_recorded() -> bool:
+    """Whether this process records spans (it has an exporter or a traces file)."""
+    return bool(exporter_names() or os.environ.get(TRACES_FILE_ENV))
 
 
 def shutdown_tracing() -> None:
@@ -173,7 +181,7 @@ def trace_sqlalchemy(engine: Engine) -> None:
     Event listeners rather than opentelemetry-instrumentation-sqlalchemy: that package does not
     yet accept SQLAlchemy 2.1 and pulls in the asyncio extra.
     """
-    if not tracing_enabled() or getattr(engine, "_boxoffice_traced", False):
+    if not (tracing_enabled() and spans_recorded()) or getattr(engine, "_boxoffice_traced", False):
         return
     engine._boxoffice_traced = True  # type: ignore[attr-defined]
     database = engine.url.database or ""
