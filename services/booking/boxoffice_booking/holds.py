@@ -276,40 +276,28 @@ def held_states(booking: Booking) -> dict[str, str]:
     )
 
 
-def lock_seats(session: Session, booking: Booking) -> None:
-    """Lock the booking's seat rows; the lock order is booking, then seats, as in the reaper."""
-    session.execute(
-        select(ShowtimeSeat.label)
-        .where(
-            ShowtimeSeat.showtime_id == booking.showtime_id,
-            ShowtimeSeat.label.in_([s.label for s in booking.seats]),
-        )
-        .order_by(ShowtimeSeat.label)
-        .with_for_update()
-    ).all()
-
-
 def sell_seats(session: Session, booking: Booking) -> bool:
     """Mark all the booking's seats sold, re-acquiring lapsed ones if still free; or none.
 
-    All or nothing: if any seat is someone else's now, the partial update is rolled back.
+    The seat rows are locked in label order (after the booking, as in the reaper), judged
+    under the lock, and updated only if every one is still this booking's or free again:
+    all or nothing without a savepoint.
     """
-    labels = [seat.label for seat in booking.seats]
-    savepoint = session.begin_nested()
-    sold = session.scalars(
-        update(ShowtimeSeat)
-        .where(
-            ShowtimeSeat.showtime_id == booking.showtime_id,
-            ShowtimeSeat.label.in_(labels),
-            or_(ShowtimeSeat.booking_id == booking.id, seat_is_free()),
-        )
-        .values(state=SeatState.SOLD, booking_id=booking.id, hold_expires_at=None)
-        .returning(ShowtimeSeat.label)
+    labels = sorted(seat.label for seat in booking.seats)
+    mine_or_free = or_(ShowtimeSeat.booking_id == booking.id, seat_is_free())
+    sellable = session.execute(
+        select(ShowtimeSeat.label, mine_or_free.label("sellable"))
+        .where(ShowtimeSeat.showtime_id == booking.showtime_id, ShowtimeSeat.label.in_(labels))
+        .order_by(ShowtimeSeat.label)
+        .with_for_update()
     ).all()
-    if len(sold) != len(labels):
-        savepoint.rollback()
+    if len(sellable) != len(labels) or not all(row.sellable for row in sellable):
         return False
-    savepoint.commit()
+    session.execute(
+        update(ShowtimeSeat)
+        .where(ShowtimeSeat.showtime_id == booking.showtime_id, ShowtimeSeat.label.in_(labels))
+        .values(state=SeatState.SOLD, booking_id=booking.id, hold_expires_at=None)
+    )
     return True
 
 
