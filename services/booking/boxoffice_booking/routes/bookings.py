@@ -102,15 +102,19 @@ async def create_booking(
 ) -> BookingPublic:
     """Hold seats for `hold_ttl_seconds`; 409 names the seats somebody else has."""
     # The API's busiest request runs on the event loop end to end (see boxoffice_db.aio).
-    request = holds.HoldRequest.checked(
-        body.showtime_id,
-        body.seats,
-        body.customer.email,
-        body.customer.phone,
-        settings.hold_ttl_seconds,
-        settings.max_seats_per_hold,
-        sms_opt_out=body.customer.sms_opt_out,
-    )
+    try:
+        request = holds.HoldRequest.checked(
+            body.showtime_id,
+            body.seats,
+            body.customer.email,
+            body.customer.phone,
+            settings.hold_ttl_seconds,
+            settings.max_seats_per_hold,
+            sms_opt_out=body.customer.sms_opt_out,
+        )
+    except InvalidSeats:
+        HOLDS.labels("rejected").inc()
+        raise
     cache = runtime.seat_cache
     taken = await cache.taken(body.showtime_id, body.seats)
     if taken:
