@@ -25,8 +25,10 @@ def create_showtimes(count: int) -> list[str]:
     with session_scope() as session:
         venue = create_venue(session, f"Bench Cinema {uuid.uuid4().hex[:6]}", "Asia/Kolkata")
         screen = create_screen(session, venue.id, "Bench Screen", rows)
-    starts = datetime.now(UTC) + timedelta(days=1)
-    for _ in range(count):
+    first = datetime.now(UTC) + timedelta(days=1)
+    for number in range(count):
+        # Three hours apart: showtimes on one screen may not overlap (an exclusion constraint).
+        starts = first + timedelta(hours=3 * number)
         with session_scope() as session:
             showtime = create_showtime(
                 session,
