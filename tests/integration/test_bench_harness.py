@@ -17,10 +17,11 @@ from boxoffice_devstack.servers import free_port
 from bench.http_client import burst, encode_request
 from bench.mailbox import Mailbox
 from bench.report import Row, ScenarioResult, markdown_table
-from bench.seating import ROWS, SEATS_PER_ROW, seat_label
+from bench.seating import ROWS, SEATS_PER_ROW, create_showtimes, seat_label
 from bench.stats import Goal, percentile
 from bench.wrk import run_wrk
 from tests.support.processes import ServiceProcess, wait_for_http
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +87,11 @@ def test_seat_labels_match_the_lua_script_and_the_api_pattern() -> None:
         "B1",
         "Z200",
     ]
+
+
+def test_a_run_gets_as_many_showtimes_as_it_needs_on_one_screen(stack: Stack) -> None:
+    # The full run needs several; showtimes on one screen may not overlap.
+    assert len(set(create_showtimes(3))) == 3
 
 
 def test_missed_goals_are_stated_plainly() -> None:
