@@ -132,8 +132,8 @@ def start_payment(
         provider_reference=order.reference,
         provider_payment_id=order.payment_reference,
     )
+    # Inserted with its outcome (at the next flush): a settled payment is one INSERT.
     session.add(payment)
-    session.flush()
     result = PaymentResult(payment, booking, Settled.UNCHANGED, dict(order.checkout), {})
     if order.status is PaymentStatus.FAILED:
         payment.status = PaymentStatus.FAILED.value
