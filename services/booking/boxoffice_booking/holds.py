@@ -23,7 +23,7 @@ from boxoffice_db.seats import seat_is_free
 from boxoffice_messaging.outbox import outbox_payload
 from psycopg.types.json import Jsonb
 from sqlalchemy import Select, or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.sql import func
 
 from boxoffice_booking.problems import InvalidSeats, NotFound, SeatsUnavailable
@@ -37,10 +37,13 @@ def new_reference() -> str:
 
 
 def get_booking(session: Session, booking_id: uuid.UUID, *, lock: bool = False) -> Booking:
-    stmt = select(Booking).where(Booking.id == booking_id).options(selectinload(Booking.seats))
+    stmt = select(Booking).where(Booking.id == booking_id)
     if lock:
-        stmt = stmt.with_for_update()
-    booking = session.scalars(stmt).one_or_none()
+        # One query: the seats joined, only the booking row locked.
+        stmt = stmt.options(joinedload(Booking.seats)).with_for_update(of=Booking)
+    else:
+        stmt = stmt.options(selectinload(Booking.seats))
+    booking = session.scalars(stmt).unique().one_or_none()
     if booking is None:
         raise NotFound(f"No booking {booking_id}.")
     return booking
