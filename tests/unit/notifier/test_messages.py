@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 
 import icalendar
 import pytest
@@ -19,7 +19,7 @@ SENDER = "Boxoffice <tickets@boxoffice.example>"
 EVENT_ID = "0b8a4f0e-7c39-4d3e-8a53-9f0f2d7b1c11"
 
 
-def parsed(message: EmailMessage) -> EmailMessage:
+def parsed(message: Message) -> EmailMessage:
     """Round-trip through bytes, as the SMTP server would see it."""
     result = message_from_bytes(message.as_bytes(), policy=policy.default)
     assert isinstance(result, EmailMessage)
@@ -166,3 +166,50 @@ def test_failure_reasons_never_carry_an_address_or_number() -> None:
     assert error.reason == "550 5.1.1 <<redacted>>: no such user"
     assert "9800000001" not in TransientDeliveryError("bad To +91 98000 00001").reason
     assert TransientDeliveryError("451 4.3.0 try in 30 s").reason == "451 4.3.0 try in 30 s"
+
+
+def test_non_ascii_names_survive_headers_and_bodies() -> None:
+    details = sample_details(film="Amélie — 千と千尋の神隠し", venue="Café Ciné")
+    message = parsed(
+        render_booking_email(
+            "booking_confirmed",
+            details,
+            sender="Boxoffice Ünïcode <tickets@boxoffice.example>",
+            event_id=EVENT_ID,
+        )
+    )
+    assert "Amélie — 千と千尋の神隠し" in message["Subject"]
+    assert message["From"].addresses[0].display_name == "Boxoffice Ünïcode"
+    for body in (message.get_body(("plain",)), message.get_body(("html",))):
+        assert body is not None
+        assert "Amélie — 千と千尋の神隠し" in body.get_content()
+        assert "Café Ciné" in body.get_content()
+
+
+def test_every_line_fits_the_smtp_limit_even_for_a_very_long_title() -> None:
+    details = sample_details(film="Ω" * 3000)
+    raw = render_booking_email(
+        "booking_confirmed", details, sender=SENDER, event_id=EVENT_ID
+    ).as_bytes()
+    assert max(len(line) for line in raw.splitlines()) <= 998
+    text = parsed(
+        render_booking_email("booking_confirmed", details, sender=SENDER, event_id=EVENT_ID)
+    ).get_body(("plain",))
+    assert text is not None
+    assert "Ω" * 3000 in text.get_content()
+
+
+def test_a_line_break_in_data_cannot_start_a_header() -> None:
+    details = sample_details(film="Film\r\nBcc: victim@example.com")
+    message = parsed(
+        render_booking_email("booking_confirmed", details, sender=SENDER, event_id=EVENT_ID)
+    )
+    assert message["Bcc"] is None
+    assert "Film Bcc: victim@example.com" in message["Subject"]
+    with pytest.raises(ValueError, match="line breaks"):
+        render_booking_email(
+            "booking_confirmed",
+            sample_details(email="ada@example.com\nBcc: victim@example.com"),
+            sender=SENDER,
+            event_id=EVENT_ID,
+        )
