@@ -143,3 +143,41 @@ def test_client_calls_outside_any_trace_are_dropped_inside_kept() -> None:
         "INSERT boxoffice",
         "POST /v1/bookings",
     ]
+
+
+def test_without_an_exporter_spans_are_unrecorded_but_have_ids_that_propagate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from boxoffice_telemetry.tracing import current_trace_context, default_sampler
+    from opentelemetry import propagate
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    exported = InMemorySpanExporter()
+    provider = TracerProvider(sampler=default_sampler(exporting=False))
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    tracer = provider.get_tracer("test")
+
+    # A root span: nothing recorded, yet real ids for the logs and for the next service.
+    with tracer.start_as_current_span("POST /v1/bookings") as root:
+        assert not root.is_recording()
+        ids = root.get_span_context()
+        assert ids.is_valid
+        carried = current_trace_context()
+    assert carried["traceparent"].split("-")[1] == format(ids.trace_id, "032x")
+    # The next service continues that trace id, unrecorded too.
+    with tracer.start_as_current_span("run task", context=propagate.extract(carried)) as child:
+        assert not child.is_recording()
+        assert child.get_span_context().trace_id == ids.trace_id
+    # A trace sampled upstream (a service that exports) is still recorded here.
+    sampled = {"traceparent": f"00-{'1' * 32}-{'2' * 16}-01"}
+    with tracer.start_as_current_span("run task", context=propagate.extract(sampled)) as span:
+        assert span.is_recording()
+    assert [s.name for s in exported.get_finished_spans()] == ["run task"]
+    # With an exporter the SDK's default applies: every trace.
+    assert (
+        default_sampler(exporting=True).get_description()
+        == TracerProvider().sampler.get_description()
+        != default_sampler(exporting=False).get_description()
+    )
