@@ -16,6 +16,7 @@ queued when the process exits cleanly is flushed (worker shutdown, pool child ex
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import threading
@@ -28,7 +29,7 @@ from typing import Any
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import TaskRecord
 from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 
 log = logging.getLogger(__name__)
 
@@ -64,31 +65,30 @@ def write_changes(changes: list[StatusChange]) -> None:
     with session_scope() as session:
         connection = session.connection()
         for columns, group in groups.items():
-            statement = insert(TaskRecord)
-            set_: dict[str, Any] = {column: statement.excluded[column] for column in columns}
-            set_["updated_at"] = func.now()
-            if "completed_at" in columns and "runtime_seconds" not in columns:
-                # Finished, started in an earlier batch (or by another worker): time it from
-                # the row's own started_at.
-                set_["runtime_seconds"] = func.extract(
-                    "epoch", statement.excluded.completed_at - TaskRecord.started_at
-                )
             rows = [
-                {
-                    "id": c.task_id,
-                    "name": c.name,
-                    "args_summary": {},
-                    **c.insert_values,
-                    **c.changes,
-                }
+                {"id": c.task_id, "name": c.name, "args_summary": {}} | c.insert_values | c.changes
                 for c in group
             ]
-            # Same keys in every row of a group: one multi-row statement.
-            keys = set().union(*(row.keys() for row in rows))
-            rows = [{key: row.get(key) for key in keys} for row in rows]
+            # One multi-row statement needs the same keys in every row.
+            keys = set().union(*rows)
             connection.execute(
-                statement.on_conflict_do_update(index_elements=[TaskRecord.id], set_=set_), rows
+                _upsert(columns), [{key: row.get(key) for key in keys} for row in rows]
             )
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert(columns: tuple[str, ...]) -> Insert:
+    """INSERT ... ON CONFLICT (id) DO UPDATE of `columns`; built once per set of columns."""
+    statement = insert(TaskRecord)
+    set_: dict[str, Any] = {column: statement.excluded[column] for column in columns}
+    set_["updated_at"] = func.now()
+    if "completed_at" in columns and "runtime_seconds" not in columns:
+        # Finished, started in an earlier batch (or by another worker): time it from the
+        # row's own started_at.
+        set_["runtime_seconds"] = func.extract(
+            "epoch", statement.excluded.completed_at - TaskRecord.started_at
+        )
+    return statement.on_conflict_do_update(index_elements=[TaskRecord.id], set_=set_)
 
 
 class StatusWriter:

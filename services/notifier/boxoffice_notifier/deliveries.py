@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import Delivery
 from boxoffice_messaging.inbox import default_marks
-from sqlalchemy import bindparam, update
+from sqlalchemy import Update, bindparam, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -81,7 +82,7 @@ def deliver(key: DeliveryKey, plan: Plan) -> Outcome:
                 key,
                 status="sent",
                 sent_at=datetime.now(UTC),
-                attempts=Delivery.attempts + 1,
+                count_attempt=True,
                 error=None,
                 provider_message_id=provider_message_id,
             )
@@ -108,7 +109,7 @@ def finish(key: DeliveryKey, status: str, reason: str) -> None:
     with session_scope() as session:
         if _lock(session, key) == "sent":
             return
-        _set(session, key, status=status, attempts=Delivery.attempts + 1, error=reason)
+        _set(session, key, status=status, count_attempt=True, error=reason)
 
 
 def record_attempt(key: DeliveryKey, reason: str) -> None:
@@ -116,7 +117,7 @@ def record_attempt(key: DeliveryKey, reason: str) -> None:
     with session_scope() as session:
         if _lock(session, key) in FINAL:
             return
-        _set(session, key, status="retrying", attempts=Delivery.attempts + 1, error=reason)
+        _set(session, key, status="retrying", count_attempt=True, error=reason)
 
 
 # Insert the row if it is new, lock it either way, and say its status: one round trip. The
@@ -153,9 +154,29 @@ def _lock(session: Session, key: DeliveryKey) -> str:
     return status
 
 
-def _set(session: Session, key: DeliveryKey, **values: Any) -> None:
+def _set(session: Session, key: DeliveryKey, *, count_attempt: bool = False, **values: Any) -> None:
     session.connection().execute(
+        _update(tuple(sorted(values)), count_attempt),
+        {
+            "key_event_id": key.event_id,
+            "key_channel": key.channel,
+            **{f"new_{column}": value for column, value in values.items()},
+        },
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _update(columns: tuple[str, ...], count_attempt: bool) -> Update:
+    """UPDATE of `columns` (bound by name) on one delivery, built once per set of columns."""
+    # Parameters named apart from the columns, which SQLAlchemy keeps for itself.
+    values: dict[str, Any] = {column: bindparam(f"new_{column}") for column in columns}
+    if count_attempt:
+        values["attempts"] = Delivery.attempts + 1
+    return (
         update(Delivery)
-        .where(Delivery.event_id == key.event_id, Delivery.channel == key.channel)
-        .values(**values)
+        .where(
+            Delivery.event_id == bindparam("key_event_id"),
+            Delivery.channel == bindparam("key_channel"),
+        )
+        .values(values)
     )

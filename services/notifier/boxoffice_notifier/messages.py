@@ -22,6 +22,8 @@ templates = Environment(
     undefined=StrictUndefined,
     # HTML is escaped (film titles are user input); plain text and SMS are not.
     autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+    # Templates ship with the package: no stat() of each file on every render.
+    auto_reload=False,
     keep_trailing_newline=True,
     trim_blocks=True,
 )
