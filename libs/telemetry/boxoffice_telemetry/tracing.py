@@ -3,9 +3,11 @@
 Spans are always made (so logs carry trace ids and context crosses services); they leave the
 process only when asked: `OTEL_TRACES_EXPORTER` (`otlp`, `console`, `none`), or an OTLP
 endpoint in `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, or
-`BOXOFFICE_TRACES_FILE` (JSON lines, for tests and debugging). `OTEL_SDK_DISABLED=true` turns
-tracing off. Service name, resource attributes and the sampler follow `OTEL_SERVICE_NAME`,
-`OTEL_RESOURCE_ATTRIBUTES` and `OTEL_TRACES_SAMPLER` as the SDK reads them.
+`BOXOFFICE_TRACES_FILE` (JSON lines, for tests and debugging). With none of these, spans are
+not recorded (they keep their ids, see default_sampler) and SQL and Redis calls get no spans of
+their own. `OTEL_SDK_DISABLED=true` turns tracing off. Service name, resource attributes and
+the sampler follow `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_TRACES_SAMPLER` as
+the SDK reads them.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ TRACER_NAME = "boxoffice"
 _SPANS_KEY = "boxoffice_sql_spans"
 
 _configured_pid: int | None = None
+# Whether this process's spans go anywhere (an exporter or a traces file is configured).
+_exporting = False
 _lock = threading.Lock()
 
 
@@ -136,7 +140,7 @@ def configure_tracing(service: str) -> bool:
     Prefork workers call this in each child after the fork (`worker_process_init`), never in
     the parent: export threads do not survive a fork.
     """
-    global _configured_pid
+    global _configured_pid, _exporting
     if not tracing_enabled():
         return False
     with _lock:
@@ -165,6 +169,11 @@ def configure_tracing(service: str) -> bool:
             provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(traces_file)))
         trace.set_tracer_provider(provider)
         _configured_pid = os.getpid()
+        _exporting = bool(names or traces_file)
+    if not _exporting:
+        # Redis and SQL client spans are leaves: with nothing to export them to they would
+        # only cost time (the wrapper runs on every command, kombu's polling included).
+        return True
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     if not RedisInstrumentor().is_instrumented_by_opentelemetry:
@@ -190,9 +199,11 @@ def trace_sqlalchemy(engine: Engine) -> None:
     """Add a client span for every statement `engine` runs (statement text, never parameters).
 
     Event listeners rather than opentelemetry-instrumentation-sqlalchemy: that package does not
-    yet accept SQLAlchemy 2.1 and pulls in the asyncio extra.
+    yet accept SQLAlchemy 2.1 and pulls in the asyncio extra. Only where spans are exported
+    (call after configure_tracing): otherwise every statement would pay for a leaf span that
+    goes nowhere.
     """
-    if not tracing_enabled() or getattr(engine, "_boxoffice_traced", False):
+    if not tracing_enabled() or not _exporting or getattr(engine, "_boxoffice_traced", False):
         return
     engine._boxoffice_traced = True  # type: ignore[attr-defined]
     database = engine.url.database or ""
