@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 
@@ -9,6 +10,7 @@ import icalendar
 import pytest
 from boxoffice_notifier import gsm7
 from boxoffice_notifier.errors import PermanentDeliveryError, TransientDeliveryError
+from boxoffice_notifier.ics import booking_calendar
 from boxoffice_notifier.messages import render_booking_email, render_sms
 from hypothesis import given
 from hypothesis import strategies as st
@@ -213,3 +215,18 @@ def test_a_line_break_in_data_cannot_start_a_header() -> None:
             sender=SENDER,
             event_id=EVENT_ID,
         )
+
+
+def test_the_ics_reads_back_whatever_the_title_holds() -> None:
+    film = "Amélie; the, \\ fabulous — 千と千尋の神隠し\n" + "Ω" * 100
+    details = sample_details(film=film, venue="Café, Ciné; \\ Palace")
+    ics = booking_calendar(details, organizer="tickets@boxoffice.example")
+    assert all(len(line) <= 75 for line in ics.split(b"\r\n"))
+    assert ics.endswith(b"END:VCALENDAR\r\n")
+    [event] = icalendar.Calendar.from_ical(ics).walk("VEVENT")
+    assert str(event["summary"]) == f"{film} (K7M2Q9XZ)"
+    assert str(event["location"]) == "Café, Ciné; \\ Palace, Screen 2"
+    assert str(event["description"]) == "Booking K7M2Q9XZ\nSeats: C3, C4\nTotal: INR 450.50"
+    assert event.decoded("dtend") == STARTS + timedelta(hours=2)
+    assert str(event["organizer"]) == "mailto:tickets@boxoffice.example"
+    assert str(event["status"]) == "CONFIRMED"
