@@ -8,6 +8,7 @@ from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.policy import Compat32
 from email.utils import formataddr, formatdate, getaddresses, make_msgid, parseaddr
 from typing import Any
 
@@ -47,6 +48,34 @@ _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
 
 
+class _Compat32(Compat32):
+    """compat32 with a short cut for the usual header, plain ASCII on one short line, which it
+    writes as is: its general folding (through email.header.Header) was two thirds of the
+    time to flatten a message for SMTP. Anything else is folded as compat32 folds it."""
+
+    def _plain(self, name: str, value: object) -> bool:
+        return (
+            isinstance(value, str)
+            and value.isascii()
+            and "\r" not in value
+            and "\n" not in value
+            and len(name) + 2 + len(value) <= (self.max_line_length or MAX_LINE_OCTETS)
+        )
+
+    def fold(self, name: str, value: str) -> str:
+        if self._plain(name, value):
+            return f"{name}: {value}{self.linesep}"
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if self._plain(name, value):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+POLICY = _Compat32()
+
+
 def render_email(
     kind: str,
     *,
@@ -59,12 +88,12 @@ def render_email(
 ) -> Message:
     """A multipart text + HTML email (then any attachments); the Message-ID is derived from the
     event id."""
-    body = MIMEMultipart("alternative")
+    body = MIMEMultipart("alternative", policy=POLICY)
     body.attach(_text_part(_render(f"email/{kind}.txt.j2", context), "plain"))
     body.attach(_text_part(_render(f"email/{kind}.html.j2", context), "html"))
     message = body
     if attachments:
-        message = MIMEMultipart("mixed")
+        message = MIMEMultipart("mixed", policy=POLICY)
         del body["MIME-Version"]
         message.attach(body)
         for attachment in attachments:
@@ -108,11 +137,11 @@ def render_booking_email(
 
 def _text_part(text: str, subtype: str) -> MIMEText:
     if text.isascii() and _longest_line(text) <= MAX_LINE_OCTETS:
-        part = MIMEText(text, subtype, "us-ascii")
+        part = MIMEText(text, subtype, "us-ascii", policy=POLICY)
     else:
         encoded = text.encode()
         charset = _UTF8_8BIT if _longest_line(encoded) <= MAX_LINE_OCTETS else _UTF8_QP
-        part = MIMEText(text, subtype, charset)  # type: ignore[arg-type]  # takes a Charset too
+        part = MIMEText(text, subtype, charset, policy=POLICY)  # type: ignore[arg-type]  # a Charset will do
     del part["MIME-Version"]  # only the top-level part says it
     return part
 
@@ -122,7 +151,7 @@ def _longest_line(text: str | bytes) -> int:
 
 
 def _calendar_part(ics: bytes, filename: str) -> MIMEBase:
-    part = MIMEBase("text", "calendar", method="PUBLISH", charset="utf-8")
+    part = MIMEBase("text", "calendar", policy=POLICY, method="PUBLISH", charset="utf-8")
     del part["MIME-Version"]
     part.set_payload(ics)
     encoders.encode_base64(part)

@@ -230,3 +230,15 @@ def test_the_ics_reads_back_whatever_the_title_holds() -> None:
     assert event.decoded("dtend") == STARTS + timedelta(hours=2)
     assert str(event["organizer"]) == "mailto:tickets@boxoffice.example"
     assert str(event["status"]) == "CONFIRMED"
+
+
+@pytest.mark.parametrize(
+    "film", ["The Seventh Seal", "Amélie — 千と千尋の神隠し", "A" * 120, "Tabs\tand  spaces "]
+)
+def test_the_fast_header_path_writes_what_compat32_writes(film: str) -> None:
+    message = render_booking_email(
+        "booking_confirmed", sample_details(film=film), sender=SENDER, event_id=EVENT_ID
+    )
+    fast = message.as_bytes()  # also fixes the multipart boundaries for the second run
+    plain = message.as_bytes(policy=policy.compat32)
+    assert fast == plain
