@@ -23,7 +23,7 @@ from boxoffice_messaging.routes import EVENT_ROUTES
 from boxoffice_settings import get_settings
 from kombu import Queue
 from redis import Redis
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from bench.footprint import cpu_seconds
 from bench.http_client import Client, Reply, closed_loop, paced
@@ -125,6 +125,23 @@ def _stages(booking_ids: list[str]) -> dict[str, dict[str, float]]:
     return {hop: summary_ms(values) for hop, values in hops.items()}
 
 
+def _publish_rate(booking_ids: list[str]) -> float:
+    """Events/s the relay published these bookings' confirmations at, first to last."""
+    with session_scope() as session:
+        first, last, count = session.execute(
+            select(
+                func.min(OutboxEvent.published_at),
+                func.max(OutboxEvent.published_at),
+                func.count(),
+            ).where(
+                OutboxEvent.event_type == "booking.confirmed",
+                OutboxEvent.aggregate_id.in_([uuid.UUID(b) for b in booking_ids]),
+            )
+        ).one()
+    span = (last - first).total_seconds() if first is not None and last is not None else 0.0
+    return (count - 1) / span if span > 0 else math.nan
+
+
 def _pid(process: ServiceProcess) -> int:
     assert process.process is not None, f"{process.name} is not running"
     return process.process.pid
@@ -210,6 +227,8 @@ def run_notifications(ctx: Context) -> ScenarioResult:
     arrived = sorted(emails[ref] for _, ref in backlog)
     email_rate = (len(arrived) - 1) / (arrived[-1] - arrived[0]) if len(arrived) > 1 else math.nan
 
+    relay_rate = _publish_rate([booking_id for booking_id, _ in backlog])
+
     noop_rate, noop_cpu_ms = _noop_drain_rate(ctx, sizes.noop_tasks)
     drain_ratio = ratio(email_rate, noop_rate)
     result.data = {
@@ -227,6 +246,7 @@ def run_notifications(ctx: Context) -> ScenarioResult:
             "api_confirmations_per_second": round(confirm_rate, 1),
             "emails_per_second": round(email_rate, 1),
             "notifier_cpu_ms_per_email": round(notifier_cpu_ms, 2),
+            "relay_events_per_second": round(relay_rate, 1),
         },
         "baseline_noop_tasks": sizes.noop_tasks,
         "baseline_noop_per_second": round(noop_rate, 1),
@@ -267,6 +287,7 @@ def run_notifications(ctx: Context) -> ScenarioResult:
             number(drain_ratio, 3),
             Goal(result.title, "emails/s ratio to no-op", round(drain_ratio, 3), 0.5, False),
         ),
+        Row("backlog published by the relay, events/s", number(relay_rate)),
         Row(
             "worker CPU per message (backlog)",
             f"{number(notifier_cpu_ms, 2)} ms",
