@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from boxoffice_booking.deps import settings_dep
-from boxoffice_booking.idempotency import Claim, claim_key
+from boxoffice_booking.idempotency import Claim, ClaimResult, claim_key
+from boxoffice_db.aio import libpq_url
 from boxoffice_settings import Settings, get_settings
 from fastapi.testclient import TestClient
+from psycopg.rows import namedtuple_row
 
 from tests.integration.conftest import hold, make_catalog
 from tests.support.stack import API_KEY, Stack
@@ -48,7 +52,15 @@ def test_a_duplicate_while_the_first_is_running_is_a_409_with_retry_after(
     # The first request has claimed the key and is still running (as another process would).
     principal = hashlib.sha256(API_KEY.encode()).hexdigest()
     request_hash = hashlib.sha256(b"\0".join([b"POST", b"/v1/venues", b"", body])).hexdigest()
-    claimed = claim_key(principal, key, "POST", "/v1/venues", request_hash, 3600)
+
+    async def claim() -> ClaimResult:
+        settings = get_settings()
+        async with await psycopg.AsyncConnection.connect(
+            libpq_url(settings.database_url), autocommit=True, row_factory=namedtuple_row
+        ) as conn:
+            return await claim_key(conn, principal, key, "POST", "/v1/venues", request_hash, 3600)
+
+    claimed = asyncio.run(claim())
     assert claimed.claim is Claim.CLAIMED
     response = client.post(
         "/v1/venues",

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from boxoffice_booking.seat_cache import SeatCache
-from boxoffice_db.engine import session_scope
 from fastapi.testclient import TestClient
 from redis import Redis
 
@@ -39,16 +38,17 @@ def test_a_rebuild_racing_a_seat_change_does_not_overwrite_it(
     client: TestClient, cache: SeatCache
 ) -> None:
     sid = uuid.UUID(make_catalog(client)["showtime"]["id"])
-    states, ready, generation = SeatCache._keys(sid)
-    current = cache.redis.get(generation)
-    stale = current.decode() if isinstance(current, bytes) else "0"
-    cache.mark(sid, {"B1": "s"})  # a sale commits while a rebuild is reading the database
-    filled = cache._fill(keys=[states, ready, generation], args=[stale, 60, "B1", "a"])
-    assert filled == 0
+    states, ready, dirty = keys = SeatCache._keys(sid)
     assert not cache.redis.exists(ready)
-    with session_scope() as session:
-        cache.rebuild(session, sid)
+    cache.redis.delete(dirty)  # a rebuild starts, then reads the database: all available
+    cache.mark(sid, {"B1": "s"})  # a sale commits while the rebuild is reading
+    assert cache._fill(keys=keys, args=[60, "B1", "a", "B2", "a"]) == 1
+    # The cache is warm, with the sale kept and the rest of the snapshot written.
     assert cache.redis.exists(ready)
+    assert cache.redis.hget(states, "B1") == b"s"
+    assert cache.redis.hget(states, "B2") == b"a"
+    assert not cache.redis.exists(dirty)
+    assert cache.taken(sid, ["B1", "B2"]) == ["B1"]
 
 
 def test_the_cache_only_turns_away_it_never_lets_through(

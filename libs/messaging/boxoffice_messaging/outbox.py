@@ -28,14 +28,19 @@ PUBLISH_LAG = Histogram(
 )
 
 
-def add_event(session: Session, envelope: Envelope) -> None:
-    """Stage an event in the caller's transaction; it is sent only if that transaction commits.
+def outbox_payload(envelope: Envelope) -> dict[str, Any]:
+    """An outbox row's payload: the envelope as JSON, with the current trace context.
 
-    The current trace context rides along in the envelope, so the relay and the consumer
-    continue the trace of the request (or task) that caused the event.
+    The context rides along, so the relay and the consumer continue the trace of the
+    request (or task) that caused the event.
     """
     if not envelope.trace_context:
         envelope.trace_context.update(current_trace_context())
+    return to_json(envelope)
+
+
+def add_event(session: Session, envelope: Envelope) -> None:
+    """Stage an event in the caller's transaction; it is sent only if that transaction commits."""
     # A plain INSERT now rather than an ORM object flushed later: cheaper on the hot paths,
     # and events of one aggregate get their ids (the relay's order) in the order they happen.
     session.execute(
@@ -43,7 +48,7 @@ def add_event(session: Session, envelope: Envelope) -> None:
             event_id=uuid.UUID(envelope.event_id),
             event_type=envelope.event_type,
             aggregate_id=uuid.UUID(envelope.aggregate_id),
-            payload=to_json(envelope),
+            payload=outbox_payload(envelope),
         )
     )
 

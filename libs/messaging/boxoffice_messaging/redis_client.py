@@ -15,6 +15,8 @@ from urllib.parse import unquote, urlsplit
 
 from boxoffice_settings import Settings
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.sentinel import Sentinel
 
 SENTINEL_SCHEME = "sentinel"
@@ -60,6 +62,17 @@ def redis_client(url: str, *, sentinel_master: str = "mymaster", **kwargs: Any) 
     return client
 
 
+def async_redis_client(url: str, *, sentinel_master: str = "mymaster", **kwargs: Any) -> AsyncRedis:
+    """As `redis_client`, for asyncio (bind it to the event loop that uses it)."""
+    if not is_sentinel_url(url):
+        return AsyncRedis.from_url(url, **kwargs)
+    nodes, password, db = sentinel_nodes(url)
+    timeouts = {k: v for k, v in kwargs.items() if k.startswith("socket_")}
+    sentinel = AsyncSentinel(nodes, sentinel_kwargs=timeouts, **kwargs)  # type: ignore[no-untyped-call]
+    client: AsyncRedis = sentinel.master_for(sentinel_master, db=db, password=password)
+    return client
+
+
 def broker_transport_options(url: str, sentinel_master: str) -> dict[str, Any]:
     """The kombu transport options `url` needs on top of the shared ones."""
     return {"master_name": sentinel_master} if is_sentinel_url(url) else {}
@@ -68,5 +81,12 @@ def broker_transport_options(url: str, sentinel_master: str) -> dict[str, Any]:
 def redis_from_settings(settings: Settings, **kwargs: Any) -> Redis:
     """A client for the configured REDIS_URL (and Sentinel master name)."""
     return redis_client(
+        settings.redis_url, sentinel_master=settings.redis_sentinel_master, **kwargs
+    )
+
+
+def async_redis_from_settings(settings: Settings, **kwargs: Any) -> AsyncRedis:
+    """An asyncio client for the configured REDIS_URL (and Sentinel master name)."""
+    return async_redis_client(
         settings.redis_url, sentinel_master=settings.redis_sentinel_master, **kwargs
     )

@@ -1,13 +1,11 @@
 """OpenTelemetry tracing: one provider per process, exporters chosen by the standard variables.
 
-Spans are always made (so logs carry trace ids and context crosses services); they leave the
-process only when asked: `OTEL_TRACES_EXPORTER` (`otlp`, `console`, `none`), or an OTLP
-endpoint in `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, or
-`BOXOFFICE_TRACES_FILE` (JSON lines, for tests and debugging). With none of these, spans are
-not recorded (they keep their ids, see default_sampler) and SQL and Redis calls get no spans of
-their own. `OTEL_SDK_DISABLED=true` turns tracing off. Service name, resource attributes and
-the sampler follow `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_TRACES_SAMPLER` as
-the SDK reads them.
+Spans are always made (so logs carry trace ids and context crosses services), but recorded
+only when they have somewhere to go: `OTEL_TRACES_EXPORTER` (`otlp`, `console`, `none`), or
+an OTLP endpoint in `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, or
+`BOXOFFICE_TRACES_FILE` (JSON lines, for tests and debugging). `OTEL_SDK_DISABLED=true` turns
+tracing off. Service name, resource attributes and the sampler follow `OTEL_SERVICE_NAME`,
+`OTEL_RESOURCE_ATTRIBUTES` and `OTEL_TRACES_SAMPLER` as the SDK reads them.
 """
 
 from __future__ import annotations
@@ -32,13 +30,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    Decision,
-    ParentBased,
-    Sampler,
-    SamplingResult,
-)
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, Sampler, SamplingResult
 from opentelemetry.util.types import Attributes
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import ExceptionContext
@@ -50,8 +42,6 @@ TRACER_NAME = "boxoffice"
 _SPANS_KEY = "boxoffice_sql_spans"
 
 _configured_pid: int | None = None
-# Whether this process's spans go anywhere (an exporter or a traces file is configured).
-_exporting = False
 _lock = threading.Lock()
 
 
@@ -119,28 +109,13 @@ class BackgroundClientCallFilter(Sampler):
         return f"BackgroundClientCallFilter{{{self._delegate.get_description()}}}"
 
 
-def default_sampler(exporting: bool) -> Sampler:
-    """The sampler to wrap: `OTEL_TRACES_SAMPLER`'s if set; else, when spans leave the process,
-    the SDK's default (every trace), and when they do not, `ParentBased(ALWAYS_OFF)`.
-
-    Recording spans that nothing exports costs CPU on every request, task, SQL statement and
-    Redis command (a tenth of a busy worker's time). Unsampled spans still get real trace
-    and span ids, so log lines carry them and the W3C context still crosses services; and a
-    trace that a process upstream samples (its exporter is on) is still recorded here.
-    """
-    if exporting or os.environ.get("OTEL_TRACES_SAMPLER", "").strip():
-        # TracerProvider() reads OTEL_TRACES_SAMPLER as the SDK documents.
-        return TracerProvider().sampler
-    return ParentBased(ALWAYS_OFF)
-
-
 def configure_tracing(service: str) -> bool:
     """Install this process's tracer provider once; True if tracing is on.
 
     Prefork workers call this in each child after the fork (`worker_process_init`), never in
     the parent: export threads do not survive a fork.
     """
-    global _configured_pid, _exporting
+    global _configured_pid
     if not tracing_enabled():
         return False
     with _lock:
@@ -150,13 +125,19 @@ def configure_tracing(service: str) -> bool:
         resource = Resource.create({SERVICE_NAME: f"boxoffice-{service}"}).merge(
             OTELResourceDetector().detect()
         )
-        names = exporter_names()
-        traces_file = os.environ.get(TRACES_FILE_ENV)
-        provider = TracerProvider(
-            resource=resource,
-            sampler=BackgroundClientCallFilter(default_sampler(bool(names or traces_file))),
+        exporters = exporter_names()
+        traces_file = os.environ.get(TRACES_FILE_ENV)  # also read by spans_recorded()
+        # TracerProvider() reads OTEL_TRACES_SAMPLER; wrap whatever it chose. With nowhere to
+        # send spans, record none: spans still get trace and span ids, which logs carry and
+        # messages propagate (flagged not sampled), at a fraction of the cost of recording
+        # (measured by `make bench`: the hold path's biggest overhead after the SQL).
+        sampler: Sampler = (
+            BackgroundClientCallFilter(TracerProvider().sampler)
+            if exporters or traces_file
+            else ALWAYS_OFF
         )
-        for name in names:
+        provider = TracerProvider(resource=resource, sampler=sampler)
+        for name in exporters:
             if name == "otlp":
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -169,16 +150,19 @@ def configure_tracing(service: str) -> bool:
             provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(traces_file)))
         trace.set_tracer_provider(provider)
         _configured_pid = os.getpid()
-        _exporting = bool(names or traces_file)
-    if not _exporting:
-        # Redis and SQL client spans are leaves: with nothing to export them to they would
-        # only cost time (the wrapper runs on every command, kombu's polling included).
+    if not spans_recorded():
+        # Redis and SQL calls start no spans of their own, only leaves that would be dropped.
         return True
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     if not RedisInstrumentor().is_instrumented_by_opentelemetry:
         RedisInstrumentor().instrument()
     return True
+
+
+def spans_recorded() -> bool:
+    """Whether this process records spans (it has an exporter or a traces file)."""
+    return bool(exporter_names() or os.environ.get(TRACES_FILE_ENV))
 
 
 def shutdown_tracing() -> None:
@@ -199,11 +183,9 @@ def trace_sqlalchemy(engine: Engine) -> None:
     """Add a client span for every statement `engine` runs (statement text, never parameters).
 
     Event listeners rather than opentelemetry-instrumentation-sqlalchemy: that package does not
-    yet accept SQLAlchemy 2.1 and pulls in the asyncio extra. Only where spans are exported
-    (call after configure_tracing): otherwise every statement would pay for a leaf span that
-    goes nowhere.
+    yet accept SQLAlchemy 2.1 and pulls in the asyncio extra.
     """
-    if not tracing_enabled() or not _exporting or getattr(engine, "_boxoffice_traced", False):
+    if not (tracing_enabled() and spans_recorded()) or getattr(engine, "_boxoffice_traced", False):
         return
     engine._boxoffice_traced = True  # type: ignore[attr-defined]
     database = engine.url.database or ""

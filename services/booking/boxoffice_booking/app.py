@@ -12,6 +12,7 @@ from boxoffice_telemetry.tracing import configure_tracing, trace_sqlalchemy
 from fastapi import FastAPI
 
 from boxoffice_booking.auth import SCOPES, create_api_key
+from boxoffice_booking.deps import AsyncRuntime
 from boxoffice_booking.idempotency import IdempotencyMiddleware
 from boxoffice_booking.openapi import install_openapi, operation_id
 from boxoffice_booking.problems import install_problem_handlers
@@ -27,9 +28,16 @@ def seed_bootstrap_key() -> None:
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     seed_bootstrap_key()
-    yield
+    runtime = AsyncRuntime.from_settings(get_settings())
+    await runtime.open()
+    app.state.runtime = runtime
+    try:
+        yield
+    finally:
+        del app.state.runtime
+        await runtime.close()
 
 
 def create_app() -> FastAPI:

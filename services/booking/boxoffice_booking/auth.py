@@ -21,13 +21,14 @@ from boxoffice_db.engine import session_scope
 from boxoffice_db.models import ApiKey
 from fastapi import Depends, Header
 from redis import RedisError
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import func
 from starlette.concurrency import run_in_threadpool
 
-from boxoffice_booking.deps import SettingsDep, get_redis
+from boxoffice_booking.deps import RuntimeDep, SettingsDep
 from boxoffice_booking.problems import Forbidden, RateLimited, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,9 @@ def forget_cached_keys() -> None:
         _cache.clear()
 
 
-def check_rate_limit(principal: Principal, limit: int, window_seconds: int) -> None:
+async def check_rate_limit(
+    redis: AsyncRedis, principal: Principal, limit: int, window_seconds: int
+) -> None:
     """A fixed window per key in Redis; over budget is a 429 with Retry-After.
 
     If Redis is unreachable the request is let through: rate limiting protects the service,
@@ -146,10 +149,10 @@ def check_rate_limit(principal: Principal, limit: int, window_seconds: int) -> N
     window = int(now // window_seconds)
     key = f"boxoffice:ratelimit:{principal.key_id}:{window}"
     try:
-        pipe = get_redis().pipeline(transaction=True)
+        pipe = redis.pipeline(transaction=True)
         pipe.incr(key)
         pipe.expire(key, window_seconds + 1)
-        count, _ = pipe.execute()
+        count, _ = await pipe.execute()
     except RedisError as exc:
         log.warning("rate limiter unavailable, letting the request through: %r", exc)
         return
@@ -162,12 +165,13 @@ def check_rate_limit(principal: Principal, limit: int, window_seconds: int) -> N
 
 async def authenticate(
     settings: SettingsDep,
+    runtime: RuntimeDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
     """Resolve `Authorization: Bearer <key>` to the key's scopes, within its rate limit.
 
-    A key seen in the last few seconds is answered from memory on the event loop; only a
-    lookup or a rate-limit check goes to a worker thread.
+    Runs on the event loop: a key seen in the last few seconds is answered from memory, and
+    only a lookup goes to a worker thread.
     """
     if not authorization:
         raise Unauthorized("Send 'Authorization: Bearer <api key>'.")
@@ -180,13 +184,9 @@ async def authenticate(
         principal = await run_in_threadpool(_lookup, key_hash)
     if principal is None:
         raise Unauthorized("The API key is unknown or revoked.")
-    if settings.rate_limit_requests > 0:
-        await run_in_threadpool(
-            check_rate_limit,
-            principal,
-            settings.rate_limit_requests,
-            settings.rate_limit_window_seconds,
-        )
+    await check_rate_limit(
+        runtime.redis, principal, settings.rate_limit_requests, settings.rate_limit_window_seconds
+    )
     return principal
 
 

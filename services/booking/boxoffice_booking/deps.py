@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
+from boxoffice_db.aio import make_async_pool
 from boxoffice_db.engine import get_sessionmaker
+from boxoffice_messaging.redis_client import async_redis_from_settings, redis_from_settings
 from boxoffice_settings import Settings, get_settings
-from fastapi import Depends
+from fastapi import Depends, Request
+from psycopg_pool import AsyncConnectionPool
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from boxoffice_booking.seat_cache import SeatCache
+from boxoffice_booking.seat_cache import AsyncSeatCache, SeatCache
 
 
 async def get_session() -> AsyncIterator[Session]:
@@ -38,15 +43,54 @@ async def get_session() -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+# Short timeouts: Redis only ever speeds things up (and rate-limits), never decides.
+REDIS_OPTIONS: dict[str, Any] = {
+    "socket_timeout": 1,
+    "socket_connect_timeout": 1,
+    "health_check_interval": 30,
+}
+
+
 @lru_cache(maxsize=1)
 def get_redis() -> Redis:
-    """This process's Redis client; short timeouts, since Redis only ever speeds things up."""
-    return Redis.from_url(
-        get_settings().redis_url,
-        socket_timeout=1,
-        socket_connect_timeout=1,
-        health_check_interval=30,
-    )
+    """This process's Redis client (a server or a Sentinel-managed master)."""
+    return redis_from_settings(get_settings(), **REDIS_OPTIONS)
+
+
+@dataclass
+class AsyncRuntime:
+    """What the API's asyncio paths share: made and closed by the app's lifespan."""
+
+    pool: AsyncConnectionPool
+    redis: AsyncRedis
+    seat_cache: AsyncSeatCache
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AsyncRuntime:
+        redis = async_redis_from_settings(settings, **REDIS_OPTIONS)
+        pool = make_async_pool(settings.database_url, settings.service_name, settings.db_pool_size)
+        return cls(pool, redis, AsyncSeatCache(redis, settings.seat_cache_ttl_seconds))
+
+    async def open(self) -> None:
+        await self.pool.open()
+
+    async def close(self) -> None:
+        await self.pool.close()
+        await self.redis.aclose()
+
+
+def runtime_of(app: Any) -> AsyncRuntime:
+    runtime: AsyncRuntime | None = getattr(app.state, "runtime", None)
+    if runtime is None:
+        raise RuntimeError("the app's lifespan has not started (no asyncio runtime)")
+    return runtime
+
+
+async def get_runtime(request: Request) -> AsyncRuntime:
+    return runtime_of(request.app)
+
+
+RuntimeDep = Annotated[AsyncRuntime, Depends(get_runtime)]
 
 
 @lru_cache(maxsize=1)

@@ -18,16 +18,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from boxoffice_db.engine import session_scope
-from boxoffice_db.models import IdempotencyRecord
+from boxoffice_db.aio import AsyncConn
 from boxoffice_settings import get_settings
-from sqlalchemy import delete, null, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.sql import func
-from starlette.concurrency import run_in_threadpool
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from boxoffice_booking.deps import runtime_of
 from boxoffice_booking.problems import PROBLEM_BASE, PROBLEM_JSON
 
 HEADER = "idempotency-key"
@@ -52,48 +50,58 @@ class ClaimResult:
     body: bytes = b""
 
 
-def claim_key(
-    principal: str, key: str, method: str, path: str, request_hash: str, ttl_seconds: int
+# A new key is inserted; an expired record, or a claim abandoned by a dead process, is taken
+# over; a live record is left alone, and then nothing is returned.
+_CLAIM = """
+INSERT INTO idempotency_keys (principal, key, method, path, request_hash, expires_at)
+VALUES (%(principal)s, %(key)s, %(method)s, %(path)s, %(request_hash)s,
+        now() + %(ttl)s::int * interval '1 second')
+ON CONFLICT (principal, key) DO UPDATE
+SET method = excluded.method, path = excluded.path, request_hash = excluded.request_hash,
+    response_status = NULL, response_headers = NULL, response_body = NULL,
+    created_at = now(), expires_at = excluded.expires_at
+WHERE idempotency_keys.expires_at <= now()
+   OR (idempotency_keys.response_status IS NULL
+       AND idempotency_keys.created_at <= now() - %(stale)s)
+RETURNING key
+"""
+_RECORD = """
+SELECT request_hash, response_status, response_headers, response_body
+FROM idempotency_keys WHERE principal = %(principal)s AND key = %(key)s
+"""
+_STORE = """
+UPDATE idempotency_keys
+SET response_status = %(status)s, response_headers = %(headers)s, response_body = %(body)s
+WHERE principal = %(principal)s AND key = %(key)s
+"""
+_RELEASE = "DELETE FROM idempotency_keys WHERE principal = %(principal)s AND key = %(key)s"
+
+
+async def claim_key(
+    conn: AsyncConn,
+    principal: str,
+    key: str,
+    method: str,
+    path: str,
+    request_hash: str,
+    ttl_seconds: int,
 ) -> ClaimResult:
     """Claim `key` for this request, or say why not (stored answer, mismatch, in progress)."""
-    with session_scope() as session:
-        # One statement: a new key is inserted; an expired record, or a claim abandoned by a
-        # dead process, is taken over; a live record is left alone (and nothing is returned).
-        stmt = insert(IdempotencyRecord).values(
-            principal=principal,
-            key=key,
-            method=method,
-            path=path,
-            request_hash=request_hash,
-            expires_at=func.now() + timedelta(seconds=ttl_seconds),
-        )
-        claimed = session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[IdempotencyRecord.principal, IdempotencyRecord.key],
-                set_={
-                    "method": stmt.excluded.method,
-                    "path": stmt.excluded.path,
-                    "request_hash": stmt.excluded.request_hash,
-                    "response_status": null(),
-                    "response_headers": null(),
-                    "response_body": null(),
-                    "created_at": func.now(),
-                    "expires_at": stmt.excluded.expires_at,
-                },
-                where=or_(
-                    IdempotencyRecord.expires_at <= func.now(),
-                    (IdempotencyRecord.response_status.is_(None))
-                    & (IdempotencyRecord.created_at <= func.now() - STALE_CLAIM),
-                ),
-            ).returning(IdempotencyRecord.key)
-        ).first()
-        if claimed is not None:
-            return ClaimResult(Claim.CLAIMED)
-        record = session.scalars(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.principal == principal, IdempotencyRecord.key == key
-            )
-        ).first()
+    ids = {"principal": principal, "key": key}
+    claimed = await conn.execute(
+        _CLAIM,
+        ids
+        | {
+            "method": method,
+            "path": path,
+            "request_hash": request_hash,
+            "ttl": ttl_seconds,
+            "stale": STALE_CLAIM,
+        },
+    )
+    if await claimed.fetchone() is not None:
+        return ClaimResult(Claim.CLAIMED)
+    record = await (await conn.execute(_RECORD, ids)).fetchone()
     if record is None:  # freed between our insert and select: the client may simply retry
         return ClaimResult(Claim.IN_PROGRESS)
     if record.request_hash != request_hash:
@@ -105,29 +113,21 @@ def claim_key(
     )
 
 
-def finish_claim(
-    principal: str, key: str, status: int, headers: dict[str, str], body: bytes
+async def finish_claim(
+    conn: AsyncConn, principal: str, key: str, status: int, headers: dict[str, str], body: bytes
 ) -> None:
     """Store the answer, or release the key if the answer is one the client should retry."""
-    with session_scope() as session:
-        where = (IdempotencyRecord.principal == principal) & (IdempotencyRecord.key == key)
-        if status >= 500 or status in NOT_STORED:
-            session.execute(delete(IdempotencyRecord).where(where))
-        else:
-            session.execute(
-                update(IdempotencyRecord)
-                .where(where)
-                .values(response_status=status, response_headers=headers, response_body=body)
-            )
-
-
-def release_claim(principal: str, key: str) -> None:
-    with session_scope() as session:
-        session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.principal == principal, IdempotencyRecord.key == key
-            )
+    ids = {"principal": principal, "key": key}
+    if status >= 500 or status in NOT_STORED:
+        await conn.execute(_RELEASE, ids)
+    else:
+        await conn.execute(
+            _STORE, ids | {"status": status, "headers": Jsonb(headers), "body": body}
         )
+
+
+async def release_claim(conn: AsyncConn, principal: str, key: str) -> None:
+    await conn.execute(_RELEASE, {"principal": principal, "key": key})
 
 
 def _problem(status: int, slug: str, title: str, detail: str, path: str) -> dict[str, Any]:
@@ -187,9 +187,9 @@ class IdempotencyMiddleware:
         ).hexdigest()
         principal = hashlib.sha256(token.strip().encode()).hexdigest()
         ttl = get_settings().idempotency_ttl_seconds
-        result = await run_in_threadpool(
-            claim_key, principal, key, scope["method"], path, request_hash, ttl
-        )
+        pool = runtime_of(scope["app"]).pool
+        async with pool.connection() as conn:
+            result = await claim_key(conn, principal, key, scope["method"], path, request_hash, ttl)
         if result.claim is Claim.MISMATCH:
             detail = "This Idempotency-Key was used with another request; use a new key."
             problem = _problem(
@@ -209,10 +209,16 @@ class IdempotencyMiddleware:
             await _send_raw(send, result.status, replay_headers, result.body)
             return
 
-        await self._answer_and_store(scope, bytes(body), send, principal, key)
+        await self._answer_and_store(scope, bytes(body), send, pool, principal, key)
 
     async def _answer_and_store(
-        self, scope: Scope, body: bytes, send: Send, principal: str, key: str
+        self,
+        scope: Scope,
+        body: bytes,
+        send: Send,
+        pool: AsyncConnectionPool,
+        principal: str,
+        key: str,
     ) -> None:
         delivered = False
 
@@ -244,11 +250,11 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_body, capture)
         except BaseException:
-            await run_in_threadpool(release_claim, principal, key)
+            async with pool.connection() as conn:
+                await release_claim(conn, principal, key)
             raise
-        await run_in_threadpool(
-            finish_claim, principal, key, status, response_headers, b"".join(chunks)
-        )
+        async with pool.connection() as conn:
+            await finish_claim(conn, principal, key, status, response_headers, b"".join(chunks))
         for message in messages:
             await send(message)
 

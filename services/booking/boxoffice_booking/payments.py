@@ -35,12 +35,13 @@ from boxoffice_payments import (
     get_provider,
 )
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import func
 
-from boxoffice_booking.holds import get_booking, lock_seats, sell_seats
+from boxoffice_booking.holds import get_booking, sell_seats
 from boxoffice_booking.problems import (
     BookingStateConflict,
     CancellationClosed,
@@ -160,7 +161,6 @@ def settle_captured(
     if booking.status is BookingStatus.CANCELLED:
         return _refund(session, provider, booking, payment, "booking_cancelled"), {}
     late = _hold_lapsed(booking)
-    lock_seats(session, booking)
     labels = [s.label for s in booking.seats]
     if not sell_seats(session, booking):
         changes: dict[str, str] = {}
@@ -174,10 +174,16 @@ def settle_captured(
         return _refund(session, provider, booking, payment, "seats_taken"), changes
     if late:
         LATE_PAYMENTS.labels("reacquired").inc()
-    booking.status = BookingStatus.CONFIRMED
-    booking.confirmed_at = func.now()
-    session.flush()
-    session.refresh(booking)
+    # The database's clock, written and read back in one statement (no flush and refresh).
+    confirmed_at = session.execute(
+        update(Booking)
+        .where(Booking.id == booking.id)
+        .values(status=BookingStatus.CONFIRMED, confirmed_at=func.now())
+        .returning(Booking.confirmed_at)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    set_committed_value(booking, "status", BookingStatus.CONFIRMED)
+    set_committed_value(booking, "confirmed_at", confirmed_at)
     add_event(
         session,
         build_envelope(

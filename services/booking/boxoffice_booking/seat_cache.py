@@ -5,8 +5,11 @@ conditional UPDATE, and a cache that is flushed, stale or down only costs speed.
 `a` (available), `b` (blocked), `s` (sold) or `h:<expiry epoch ms>` (held until then), so a
 lapsed hold reads as free without anyone touching the cache.
 
-A rebuild reads the database and writes the hash only if no seat changed meanwhile (a
-generation counter every change bumps), so a slow rebuild never overwrites a newer change.
+A rebuild clears a "dirty" set, reads the database, and writes its snapshot except for the
+seats changed meanwhile (changes made while the cache is not ready are noted there), so a
+slow rebuild never overwrites a newer change, and a showtime that changes all the time still
+gets a warm cache (an earlier design refused the whole snapshot if anything had changed:
+under a steady stream of holds the cache never warmed, found by `make bench`).
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from boxoffice_db.aio import AsyncConn
 from boxoffice_db.models import Seat, SeatState, Showtime, ShowtimePrice, ShowtimeSeat
 from prometheus_client import Counter
 from redis import Redis, RedisError
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -33,21 +38,32 @@ CACHE_READS = Counter(
     "boxoffice_seat_cache_reads_total", "Seat-state cache lookups by result", ["result"]
 )
 
-# KEYS: states, ready, generation; ARGV: ttl, then label/state pairs
+# KEYS: states, ready, dirty; ARGV: ttl, then label/state pairs. A change is always written;
+# while the cache is not ready it is also noted as dirty, so a rebuild's older snapshot of
+# that seat does not overwrite it.
 _MARK = """
-redis.call('INCR', KEYS[3])
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local ready = redis.call('EXISTS', KEYS[2]) == 1
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  if not ready then redis.call('SADD', KEYS[3], ARGV[i]) end
+end
+if not ready then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  redis.call('EXPIRE', KEYS[3], ARGV[1])
 end
 return 1
 """
-# KEYS: states, ready, generation; ARGV: expected generation, ttl, then label/state pairs
+# KEYS: states, ready, dirty; ARGV: ttl, then label/state pairs (a snapshot read after the
+# rebuild cleared `dirty`): seats changed since keep their newer state.
 _FILL = """
-if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
+for i = 2, #ARGV, 2 do
+  if redis.call('SISMEMBER', KEYS[3], ARGV[i]) == 0 then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+redis.call('DEL', KEYS[3])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
 return 1
 """
 
@@ -88,7 +104,7 @@ class SeatCache:
     @staticmethod
     def _keys(showtime_id: uuid.UUID | str) -> list[str]:
         base = f"boxoffice:seats:{showtime_id}"
-        return [base, base + ":ready", base + ":gen"]
+        return [base, base + ":ready", base + ":dirty"]
 
     def taken(self, showtime_id: uuid.UUID, labels: Iterable[str]) -> list[str] | None:
         """Seats the cache knows are held or sold; None when the cache cannot say."""
@@ -116,17 +132,16 @@ class SeatCache:
 
     def mark(self, showtime_id: uuid.UUID, changes: Mapping[str, str]) -> None:
         """Record seat changes after they committed; a failure only makes the cache miss."""
-        states, ready, gen = self._keys(showtime_id)
         args: list[str | int] = [self.ttl]
         for label, state in changes.items():
             args += [label, state]
         try:
-            self._mark(keys=[states, ready, gen], args=args)
+            self._mark(keys=self._keys(showtime_id), args=args)
         except RedisError as exc:
             log.warning("seat cache update failed, dropping it: %r", exc)
             # An unreachable Redis has no ready marker to trust either.
             with contextlib.suppress(RedisError):
-                self.redis.delete(ready)
+                self.redis.delete(self._keys(showtime_id)[1])
 
     def states(self, showtime_id: uuid.UUID) -> dict[str, str] | None:
         """Every seat's public status from the cache, or None if it is not ready."""
@@ -150,11 +165,12 @@ class SeatCache:
 
     def rebuild(self, session: Session, showtime_id: uuid.UUID) -> dict[str, str]:
         """Read every seat's state from PostgreSQL, refill the cache, return public statuses."""
-        states, ready, gen = self._keys(showtime_id)
+        keys = self._keys(showtime_id)
         try:
-            generation = _text(self.redis.get(gen)) or "0"
+            self.redis.delete(keys[2])  # changes from now on win over the snapshot
+            cleared = True
         except RedisError:
-            generation = None
+            cleared = False
         rows = session.execute(
             select(
                 ShowtimeSeat.label,
@@ -163,12 +179,9 @@ class SeatCache:
             ).where(ShowtimeSeat.showtime_id == showtime_id)
         ).all()
         encoded = {r.label: encode_state(r.state, r.hold_expires_at) for r in rows}
-        if generation is not None and encoded:
-            args: list[str | int] = [generation, self.ttl]
-            for label, state in encoded.items():
-                args += [label, state]
+        if cleared and encoded:
             try:
-                self._fill(keys=[states, ready, gen], args=args)
+                self._fill(keys=keys, args=_fill_args(self.ttl, encoded))
             except RedisError as exc:
                 log.warning("seat cache rebuild failed: %r", exc)
         now_ms = int(time.time() * 1000)
@@ -235,6 +248,84 @@ class SeatCache:
         with contextlib.suppress(RedisError):  # the next read builds it again
             self.redis.set(key, json.dumps(layout.__dict__), ex=3600)
         return layout
+
+
+class AsyncSeatCache:
+    """The hold path's side of SeatCache, on the API's event loop (redis.asyncio, psycopg)."""
+
+    def __init__(self, redis: AsyncRedis, ttl_seconds: int) -> None:
+        self.redis = redis
+        self.ttl = ttl_seconds
+        self._mark = redis.register_script(_MARK)
+        self._fill = redis.register_script(_FILL)
+
+    async def taken(self, showtime_id: uuid.UUID, labels: Iterable[str]) -> list[str] | None:
+        """As SeatCache.taken."""
+        labels = list(labels)
+        states, ready, _ = SeatCache._keys(showtime_id)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(ready)
+            pipe.hmget(states, labels)
+            is_ready, values = await pipe.execute()
+        except RedisError as exc:
+            log.warning("seat cache unavailable: %r", exc)
+            CACHE_READS.labels("error").inc()
+            return None
+        if not is_ready:
+            CACHE_READS.labels("miss").inc()
+            return None
+        CACHE_READS.labels("hit").inc()
+        now_ms = int(time.time() * 1000)
+        return sorted(
+            label
+            for label, value in zip(labels, values, strict=True)
+            if decode_state(_text(value), now_ms) in ("held", "sold")
+        )
+
+    async def mark(self, showtime_id: uuid.UUID, changes: Mapping[str, str]) -> None:
+        """As SeatCache.mark."""
+        args: list[str | int] = [self.ttl]
+        for label, state in changes.items():
+            args += [label, state]
+        keys = SeatCache._keys(showtime_id)
+        try:
+            await self._mark(keys=keys, args=args)
+        except RedisError as exc:
+            log.warning("seat cache update failed, dropping it: %r", exc)
+            with contextlib.suppress(RedisError):
+                await self.redis.delete(keys[1])
+
+    async def rebuild_soon(self, conn: AsyncConn, showtime_id: uuid.UUID) -> None:
+        """As SeatCache.rebuild_soon: refill a cold cache, one process at a time."""
+        keys = SeatCache._keys(showtime_id)
+        try:
+            if not await self.redis.set(f"{keys[0]}:filling", "1", nx=True, ex=2):
+                return
+            await self.redis.delete(keys[2])  # changes from now on win over the snapshot
+        except RedisError:
+            return
+        cursor = await conn.execute(
+            "SELECT label, state::text AS state, hold_expires_at FROM showtime_seats"
+            " WHERE showtime_id = %s",
+            (showtime_id,),
+        )
+        encoded = {
+            row.label: encode_state(SeatState(row.state), row.hold_expires_at)
+            for row in await cursor.fetchall()
+        }
+        if encoded:
+            try:
+                await self._fill(keys=keys, args=_fill_args(self.ttl, encoded))
+            except RedisError as exc:
+                log.warning("seat cache rebuild failed: %r", exc)
+
+
+def _fill_args(ttl: int, encoded: Mapping[str, str]) -> list[str | int]:
+    args: list[str | int] = [ttl]
+    for label, state in encoded.items():
+        args += [label, state]
+    return args
 
 
 def _text(value: bytes | str | None) -> str | None:

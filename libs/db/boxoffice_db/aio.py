@@ -1,0 +1,52 @@
+"""An asyncio connection pool (psycopg 3) for the API's hot paths.
+
+The booking API's busiest requests (a hold, and the Idempotency-Key claim around every POST)
+run on the event loop: a thread-pool job per database step costs more CPU than the SQL
+itself, and threads waiting for pooled connections can starve each other. Everything else
+uses the SQLAlchemy engine in `boxoffice_db.engine`. Connections are in autocommit mode: a
+single statement is its own transaction (one round trip), and several are grouped with
+`async with conn.transaction()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import namedtuple_row
+from psycopg_pool import AsyncConnectionPool
+
+# Rows are named tuples (see `_configure`): typed as Any, read by attribute.
+AsyncConn = AsyncConnection[Any]
+
+
+def libpq_url(database_url: str) -> str:
+    """The libpq form of a database URL that may name SQLAlchemy's psycopg driver."""
+    for prefix in ("postgresql+psycopg://", "postgres+psycopg://"):
+        if database_url.startswith(prefix):
+            return "postgresql://" + database_url[len(prefix) :]
+    return database_url
+
+
+async def _configure(conn: AsyncConn) -> None:
+    conn.row_factory = namedtuple_row
+
+
+def make_async_pool(database_url: str, application_name: str, max_size: int) -> AsyncConnectionPool:
+    """A pool to `open()` inside the event loop that uses it; connections name the service."""
+    return AsyncConnectionPool(
+        libpq_url(database_url),
+        min_size=min(2, max_size),
+        max_size=max_size,
+        kwargs={
+            "autocommit": True,
+            "application_name": application_name,
+            "connect_timeout": 5,
+        },
+        configure=_configure,
+        # A pooled connection that a database restart broke is replaced before it is used.
+        check=AsyncConnectionPool.check_connection,
+        timeout=10,
+        name=f"{application_name}-async",
+        open=False,
+    )
