@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_notifier.pools import channel_and_concurrency
 from boxoffice_settings import get_settings
 from celery import Celery
 from kombu import Queue
@@ -24,12 +25,15 @@ def create_app() -> Celery:
 
 def main() -> None:
     settings = get_settings()
+    # The email worker's pool size, chosen as boxoffice_notifier.main chooses it (32 threads
+    # by default; BOXOFFICE_WORKER_CONCURRENCY alone, 4 by default, is not what it runs with).
+    _, concurrency, _ = channel_and_concurrency(settings, ["email"])
     # The same command line as boxoffice_notifier.main, on the no-op queue.
     create_app().worker_main(
         [
             "worker",
             "--pool=threads",
-            f"--concurrency={settings.worker_concurrency}",
+            f"--concurrency={concurrency}",
             "--without-mingle",
             "--without-gossip",
             "--loglevel=INFO",

@@ -12,15 +12,20 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import uuid
 from collections.abc import Sequence
 
 from boxoffice_db.engine import session_scope
+from boxoffice_db.models import Delivery, OutboxEvent, TaskRecord
 from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_messaging.outbox import task_id_for
+from boxoffice_messaging.routes import EVENT_ROUTES
 from boxoffice_settings import get_settings
 from kombu import Queue
 from redis import Redis
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
+from bench.footprint import cpu_seconds
 from bench.http_client import Client, Reply, closed_loop, paced
 from bench.noop_worker import QUEUE_NOOP, TASK_NOOP
 from bench.report import Row, ScenarioResult, number
@@ -81,6 +86,67 @@ def _backlog(
     return asyncio.run(go())
 
 
+def _stages(answered: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Where the confirmations' time went after the API answered (booking id -> wall clock of
+    the answer), from the rows the pipeline writes: the relay's publish (`published_at`, set
+    once its whole batch is out), the notifier starting the task, the delivery recorded as
+    sent. Every process runs on this machine's clock."""
+    with session_scope() as session:
+        events = session.execute(
+            select(OutboxEvent.event_id, OutboxEvent.aggregate_id, OutboxEvent.published_at).where(
+                OutboxEvent.event_type == "booking.confirmed",
+                OutboxEvent.aggregate_id.in_([uuid.UUID(b) for b in answered]),
+            )
+        ).all()
+        route = EVENT_ROUTES["booking.confirmed"][0]
+        task_ids = {event_id: task_id_for(event_id, route) for event_id, _, _ in events}
+        started = dict(
+            session.execute(
+                select(TaskRecord.id, TaskRecord.started_at).where(
+                    TaskRecord.id.in_(task_ids.values())
+                )
+            ).all()
+        )
+        sent = dict(
+            session.execute(
+                select(Delivery.event_id, Delivery.sent_at).where(
+                    Delivery.event_id.in_(task_ids), Delivery.channel == "email"
+                )
+            ).all()
+        )
+    hops: dict[str, list[float]] = {"relay": [], "queue": [], "task": []}
+    for event_id, booking_id, published in events:
+        began, done = started.get(task_ids[event_id]), sent.get(event_id)
+        if published is None or began is None or done is None:
+            continue
+        hops["relay"].append(published.timestamp() - answered[str(booking_id)])
+        hops["queue"].append((began - published).total_seconds())
+        hops["task"].append((done - began).total_seconds())
+    return {hop: summary_ms(values) for hop, values in hops.items()}
+
+
+def _publish_rate(booking_ids: list[str]) -> float:
+    """Events/s the relay published these bookings' confirmations at, first to last."""
+    with session_scope() as session:
+        first, last, count = session.execute(
+            select(
+                func.min(OutboxEvent.published_at),
+                func.max(OutboxEvent.published_at),
+                func.count(),
+            ).where(
+                OutboxEvent.event_type == "booking.confirmed",
+                OutboxEvent.aggregate_id.in_([uuid.UUID(b) for b in booking_ids]),
+            )
+        ).one()
+    span = (last - first).total_seconds() if first is not None and last is not None else 0.0
+    return (count - 1) / span if span > 0 else math.nan
+
+
+def _pid(process: ServiceProcess) -> int:
+    assert process.process is not None, f"{process.name} is not running"
+    return process.process.pid
+
+
 def _a_confirmation_payload() -> object:
     with session_scope() as session:
         return session.execute(
@@ -88,8 +154,9 @@ def _a_confirmation_payload() -> object:
         ).scalar_one()
 
 
-def _noop_drain_rate(ctx: Context, count: int) -> float:
-    """Fill a queue with `count` no-op tasks, start a worker, time first to last completion."""
+def _noop_drain_rate(ctx: Context, count: int) -> tuple[float, float]:
+    """Fill a queue with `count` no-op tasks, start a worker, time first to last completion;
+    returns tasks/s and the worker's CPU ms per task over the same span."""
     app = create_celery_app("bench-producer", get_settings())
     app.conf.task_queues = [*app.conf.task_queues, Queue(QUEUE_NOOP)]
     payload = _a_confirmation_payload()
@@ -110,11 +177,13 @@ def _noop_drain_rate(ctx: Context, count: int) -> float:
                 raise TimeoutError("the no-op worker never took a task")
             time.sleep(0.001)
         first = time.perf_counter()
+        cpu = cpu_seconds(_pid(worker))
         while redis.llen(QUEUE_NOOP) or in_flight():
             if time.monotonic() > deadline:
                 raise TimeoutError("the no-op worker did not drain its queue")
             time.sleep(0.001)
-        return (count - 1) / (time.perf_counter() - first)
+        cpu_ms = (cpu_seconds(_pid(worker)) - cpu) * 1000 / (count - 1)
+        return (count - 1) / (time.perf_counter() - first), cpu_ms
     finally:
         worker.stop()
         redis.close()
@@ -141,6 +210,7 @@ def run_notifications(ctx: Context) -> ScenarioResult:
         [emails[ref] - (reply.sent_at + reply.latency) for (_, ref), reply in paid]
     )
     payment_latency = summary_ms([r.latency for _, r in paid])
+    steady_stages = _stages({booking_id: r.sent_at + r.latency for (booking_id, _), r in paid})
     answered = [r.sent_at + r.latency for _, r in paid]
     achieved = len(paid) / (max(answered) - min(r.sent_at for _, r in paid)) if paid else math.nan
 
@@ -148,12 +218,18 @@ def run_notifications(ctx: Context) -> ScenarioResult:
     relay = ctx.system.processes["relay"]
     relay.stop()
     backlog, confirm_rate = _backlog(ctx, showtimes, steady_count, sizes.burst_confirmations)
+    # CPU time per message does not depend on what other jobs leave of the machine.
+    notifier_pid = _pid(ctx.system.processes["notifier"])
+    notifier_cpu = cpu_seconds(notifier_pid)
     relay.start()
     emails = _wait_for_emails(ctx, [ref for _, ref in backlog], 300)
+    notifier_cpu_ms = (cpu_seconds(notifier_pid) - notifier_cpu) * 1000 / max(len(backlog), 1)
     arrived = sorted(emails[ref] for _, ref in backlog)
     email_rate = (len(arrived) - 1) / (arrived[-1] - arrived[0]) if len(arrived) > 1 else math.nan
 
-    noop_rate = _noop_drain_rate(ctx, sizes.noop_tasks)
+    relay_rate = _publish_rate([booking_id for booking_id, _ in backlog])
+
+    noop_rate, noop_cpu_ms = _noop_drain_rate(ctx, sizes.noop_tasks)
     drain_ratio = ratio(email_rate, noop_rate)
     result.data = {
         "steady": {
@@ -163,14 +239,18 @@ def run_notifications(ctx: Context) -> ScenarioResult:
             "pipeline_commit_to_email": steady_latency,
             "payment_request_to_email": steady_user,
             "payment_api": payment_latency,
+            "stages": steady_stages,
         },
         "backlog": {
             "confirmations": len(backlog),
             "api_confirmations_per_second": round(confirm_rate, 1),
             "emails_per_second": round(email_rate, 1),
+            "notifier_cpu_ms_per_email": round(notifier_cpu_ms, 2),
+            "relay_events_per_second": round(relay_rate, 1),
         },
         "baseline_noop_tasks": sizes.noop_tasks,
         "baseline_noop_per_second": round(noop_rate, 1),
+        "baseline_noop_cpu_ms_per_task": round(noop_cpu_ms, 2),
         "ratio": round(drain_ratio, 3),
     }
     result.rows = [
@@ -189,6 +269,14 @@ def run_notifications(ctx: Context) -> ScenarioResult:
             ),
         ),
         Row(
+            "hops p50 / p99: answer → published, → task started, → sent",
+            " · ".join(
+                f"{number(steady_stages[hop]['p50_ms'])} / {number(steady_stages[hop]['p99_ms'])}"
+                for hop in ("relay", "queue", "task")
+            )
+            + " ms",
+        ),
+        Row(
             "payment request → email p50 / p99",
             f"{number(steady_user['p50_ms'])} / {number(steady_user['p99_ms'])} ms",
         ),
@@ -198,6 +286,13 @@ def run_notifications(ctx: Context) -> ScenarioResult:
             f"{number(noop_rate)} no-op/s",
             number(drain_ratio, 3),
             Goal(result.title, "emails/s ratio to no-op", round(drain_ratio, 3), 0.5, False),
+        ),
+        Row("backlog published by the relay, events/s", number(relay_rate)),
+        Row(
+            "worker CPU per message (backlog)",
+            f"{number(notifier_cpu_ms, 2)} ms",
+            f"{number(noop_cpu_ms, 2)} ms",
+            number(ratio(notifier_cpu_ms, noop_cpu_ms), 1),
         ),
         Row("API confirmations/s (16 conns)", number(confirm_rate)),
     ]

@@ -1,9 +1,11 @@
 """Task status in the `tasks` table, written from Celery signals.
 
-Each write is its own short transaction and best effort: a task's work matters more than
-its status row, so a database outage is logged and the task carries on. Rows are upserted
-because a worker may see a task before the publisher's PENDING row commits, or never (a
-task sent by a process that does not track publishing).
+A worker's writes (started, succeeded, failed, retried, revoked) go through this process's
+status writer (see status_writer): off the task's thread, merged per task and batched, best
+effort: a task's work matters more than its status row, so a database outage is logged and
+the task carries on. Rows are upserted because a worker may see a task before the
+publisher's PENDING row commits, or never (a task sent by a process that does not track
+publishing). The publisher's PENDING rows and progress reports are written at once.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ from celery.signals import (
     task_retry,
     task_revoked,
     task_success,
+    worker_process_shutdown,
+    worker_shutdown,
 )
 from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
+
+from boxoffice_messaging import status_writer
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +84,6 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _upsert(task_id: str, name: str, insert_values: dict[str, Any], **changes: Any) -> None:
-    """Insert the row with `insert_values` + `changes`, or apply `changes` to it."""
-    values = {"id": task_id, "name": name, "args_summary": {}, **insert_values, **changes}
-    statement = insert(TaskRecord).values(**values)
-    statement = statement.on_conflict_do_update(
-        index_elements=[TaskRecord.id], set_={**changes, "updated_at": func.now()}
-    )
-    with session_scope() as session:
-        session.execute(statement)
-
-
 # A write that fails on a connection PostgreSQL dropped (a restart) succeeds on a fresh one:
 # a couple of quick retries keep the status right without holding a task up for long.
 STATUS_WRITE_PAUSES = (0.2, 0.5)
@@ -133,37 +128,27 @@ def record_started(
 ) -> None:
     request = task.request
     queue = (request.delivery_info or {}).get("routing_key")
-    _upsert(
+    status_writer.submit(
         task_id,
         task.name,
+        {
+            "queue": queue,
+            "status": TaskStatus.STARTED,
+            "retries": request.retries or 0,
+            "worker": _worker_name(),
+            "started_at": datetime.now(UTC),
+            "completed_at": None,
+            "runtime_seconds": None,
+        },
         {"args_summary": summarize_args(args, kwargs)},
-        queue=queue,
-        status=TaskStatus.STARTED,
-        retries=request.retries or 0,
-        worker=_worker_name(),
-        started_at=datetime.now(UTC),
-        completed_at=None,
-        runtime_seconds=None,
     )
 
 
 def _finish(task_id: str, name: str, status: TaskStatus, **changes: Any) -> None:
-    now = datetime.now(UTC)
-    with session_scope() as session:
-        updated = session.execute(
-            update(TaskRecord)
-            .where(TaskRecord.id == task_id)
-            .values(
-                status=status,
-                completed_at=now,
-                updated_at=func.now(),
-                runtime_seconds=func.extract("epoch", now - TaskRecord.started_at),
-                **changes,
-            )
-            .returning(TaskRecord.id)
-        ).first()
-    if updated is None:
-        _upsert(task_id, name, {}, status=status, completed_at=now, **changes)
+    """The task ended: its status, when, and (from the row's started_at) how long it ran."""
+    status_writer.submit(
+        task_id, name, {"status": status, "completed_at": datetime.now(UTC), **changes}
+    )
 
 
 def report_progress(current: int, total: int | None = None, message: str | None = None) -> None:
@@ -174,6 +159,8 @@ def report_progress(current: int, total: int | None = None, message: str | None 
         return
 
     def write() -> None:
+        # The task's STARTED row may still be queued in the status writer: write it first.
+        status_writer.flush()
         with session_scope() as session:
             session.execute(
                 update(TaskRecord)
@@ -201,24 +188,15 @@ def _on_prerun(
     kwargs: Mapping[str, Any] | None = None,
     **_: Any,
 ) -> None:
-    if task is not None and _tracked(task):
-        _best_effort("start", task_id, record_started, task, task_id, args, kwargs or {})
+    if task is not None and _tracked(task) and task_id:
+        record_started(task, task_id, args, kwargs or {})
 
 
 @task_success.connect(weak=False)
 def _on_success(sender: Task[Any, Any] | None = None, result: Any = None, **_: Any) -> None:
-    if sender is not None and _tracked(sender):
-        task_id = sender.request.id
-        _best_effort(
-            "success",
-            task_id,
-            _finish,
-            task_id,
-            sender.name,
-            TaskStatus.SUCCESS,
-            result=json_result(result),
-            error=None,
-        )
+    task_id = sender.request.id if sender is not None else None
+    if sender is not None and _tracked(sender) and task_id:
+        _finish(task_id, sender.name, TaskStatus.SUCCESS, result=json_result(result), error=None)
 
 
 @task_failure.connect(weak=False)
@@ -228,11 +206,9 @@ def _on_failure(
     exception: BaseException | None = None,
     **_: Any,
 ) -> None:
-    if sender is not None and _tracked(sender):
+    if sender is not None and _tracked(sender) and task_id:
         error = f"{type(exception).__name__}: {exception}"[:ERROR_LIMIT]
-        _best_effort(
-            "failure", task_id, _finish, task_id, sender.name, TaskStatus.FAILURE, error=error
-        )
+        _finish(task_id, sender.name, TaskStatus.FAILURE, error=error)
 
 
 @task_retry.connect(weak=False)
@@ -241,18 +217,16 @@ def _on_retry(
 ) -> None:
     if sender is None or request is None or not _tracked(sender):
         return
-    task_id = request.id
-    error = str(reason)[:ERROR_LIMIT]
-    _best_effort(
-        "retry",
-        task_id,
-        _upsert,
-        task_id,
+    if not request.id:
+        return
+    status_writer.submit(
+        request.id,
         sender.name,
-        {},
-        status=TaskStatus.RETRY,
-        error=error,
-        retries=(request.retries or 0) + 1,
+        {
+            "status": TaskStatus.RETRY,
+            "error": str(reason)[:ERROR_LIMIT],
+            "retries": (request.retries or 0) + 1,
+        },
     )
 
 
@@ -262,10 +236,16 @@ def _on_revoked(
 ) -> None:
     if sender is None or request is None or not _tracked(sender):
         return
-    reason = "expired before it ran" if expired else "revoked"
-    _best_effort(
-        "revoke", request.id, _finish, request.id, sender.name, TaskStatus.REVOKED, error=reason
-    )
+    if request.id:
+        reason = "expired before it ran" if expired else "revoked"
+        _finish(request.id, sender.name, TaskStatus.REVOKED, error=reason)
+
+
+@worker_shutdown.connect(weak=False)
+@worker_process_shutdown.connect(weak=False)
+def _flush_on_shutdown(**_: Any) -> None:
+    # A warm shutdown finished the tasks in hand; their last status must not be lost.
+    status_writer.flush()
 
 
 def track_published_tasks() -> None:

@@ -10,6 +10,7 @@ tracing off. Service name, resource attributes and the sampler follow `OTEL_SERV
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -171,7 +172,10 @@ def shutdown_tracing() -> None:
         provider.shutdown()
 
 
+@functools.cache
 def tracer() -> trace.Tracer:
+    # One tracer per process: get_tracer builds a new one on every call. Before a provider is
+    # installed this is the API's proxy, which follows the provider once it is.
     return trace.get_tracer(TRACER_NAME)
 
 

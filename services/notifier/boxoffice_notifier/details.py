@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from boxoffice_db.models import Booking, Screen, Showtime
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from boxoffice_db.models import Booking, BookingSeat, Screen, Showtime, Venue
+from sqlalchemy import ARRAY, String, bindparam, func, literal, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)
@@ -54,34 +55,79 @@ def format_amount(minor: int, currency: str) -> str:
     return f"{sign}{currency} {minor // 100:,}.{minor % 100:02d}"
 
 
+# One round trip, no ORM objects: the seats come as an array beside the booking's row. Built once;
+# each call only binds the id.
+_SEAT_LABELS = (
+    select(
+        func.coalesce(
+            func.array_agg(aggregate_order_by(BookingSeat.label, BookingSeat.label)),
+            literal([], ARRAY(String)),
+        )
+    )
+    .where(BookingSeat.booking_id == Booking.id)
+    .scalar_subquery()
+)
+_DETAILS = (
+    select(
+        Booking.id,
+        Booking.reference,
+        Booking.status,
+        Booking.customer_email,
+        Booking.customer_phone,
+        Booking.sms_opt_out,
+        Showtime.film_title,
+        Venue.name,
+        Venue.timezone,
+        Screen.name,
+        Showtime.starts_at,
+        Showtime.ends_at,
+        _SEAT_LABELS,
+        Booking.total_minor,
+        Booking.currency,
+    )
+    .join(Showtime, Showtime.id == Booking.showtime_id)
+    .join(Screen, Screen.id == Showtime.screen_id)
+    .join(Venue, Venue.id == Screen.venue_id)
+    .where(Booking.id == bindparam("booking_id"))
+)
+
+
 def load_booking_details(session: Session, booking_id: uuid.UUID) -> BookingDetails | None:
     """The booking with its showtime, screen and venue, or None if there is no such booking."""
-    booking = session.scalars(
-        select(Booking)
-        .where(Booking.id == booking_id)
-        .options(
-            selectinload(Booking.seats),
-            joinedload(Booking.showtime).joinedload(Showtime.screen).joinedload(Screen.venue),
-        )
-    ).one_or_none()
-    if booking is None:
+    row = session.execute(_DETAILS, {"booking_id": booking_id}).one_or_none()
+    if row is None:
         return None
-    showtime = booking.showtime
-    venue = showtime.screen.venue
+    (
+        id_,
+        reference,
+        status,
+        email,
+        phone,
+        sms_opt_out,
+        film,
+        venue,
+        venue_timezone,
+        screen,
+        starts_at,
+        ends_at,
+        seats,
+        total_minor,
+        currency,
+    ) = row
     return BookingDetails(
-        booking_id=booking.id,
-        reference=booking.reference,
-        status=booking.status.value,
-        email=booking.customer_email,
-        phone=booking.customer_phone,
-        sms_opt_out=booking.sms_opt_out,
-        film=showtime.film_title,
-        venue=venue.name,
-        venue_timezone=venue.timezone,
-        screen=showtime.screen.name,
-        starts_at=showtime.starts_at,
-        ends_at=showtime.ends_at,
-        seats=[s.label for s in booking.seats],
-        total_minor=booking.total_minor,
-        currency=booking.currency,
+        booking_id=id_,
+        reference=reference,
+        status=status.value,
+        email=email,
+        phone=phone,
+        sms_opt_out=sms_opt_out,
+        film=film,
+        venue=venue,
+        venue_timezone=venue_timezone,
+        screen=screen,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        seats=list(seats),
+        total_minor=total_minor,
+        currency=currency,
     )

@@ -9,11 +9,11 @@ from typing import Any
 
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
 from boxoffice_contracts.envelope import MalformedMessage
-from boxoffice_db.engine import session_scope
 from celery import current_task
 from prometheus_client import Counter, Histogram
+from sqlalchemy.orm import Session
 
-from boxoffice_notifier.deliveries import DeliveryKey, Outcome, deliver, skip
+from boxoffice_notifier.deliveries import DeliveryKey, Outcome, Send, Skip, deliver
 from boxoffice_notifier.details import BookingDetails, format_amount, load_booking_details
 from boxoffice_notifier.messages import render_booking_email, render_sms
 from boxoffice_notifier.providers import get_providers
@@ -78,18 +78,20 @@ def notify(envelope: Envelope, channel: str) -> Outcome:
     kind, extra = message_kind(envelope)
     key = delivery_key(envelope, channel)
     booking_id = uuid.UUID(envelope.aggregate_id)
-    with session_scope() as session:
-        details = load_booking_details(session, booking_id)
-    if details is None:
-        raise MalformedMessage(f"event {envelope.event_id} names an unknown booking")
 
-    reason = _not_applicable(kind, channel, details)
-    if reason is not None:
-        outcome = skip(key, reason)
-    elif channel == EMAIL:
-        outcome = _send_email(key, kind, details, extra)
-    else:
-        outcome = _send_sms(key, kind, details, extra)
+    def plan(session: Session) -> Send | Skip:
+        # In the delivery's own transaction: one round trip for the booking's details.
+        details = load_booking_details(session, booking_id)
+        if details is None:
+            raise MalformedMessage(f"event {envelope.event_id} names an unknown booking")
+        reason = _not_applicable(kind, channel, details)
+        if reason is not None:
+            return Skip(reason)
+        if channel == EMAIL:
+            return _email_sender(key, kind, details, extra)
+        return _sms_sender(key, kind, details, extra)
+
+    outcome = deliver(key, plan)
     NOTIFICATIONS.labels(channel, kind, outcome.value).inc()
     # Ids only: never the address, number or message text.
     log.info(
@@ -125,9 +127,9 @@ def _not_applicable(kind: str, channel: str, details: BookingDetails) -> str | N
     return None
 
 
-def _send_email(
+def _email_sender(
     key: DeliveryKey, kind: str, details: BookingDetails, extra: dict[str, Any]
-) -> Outcome:
+) -> Send:
     providers = get_providers()
     message = render_booking_email(
         kind, details, sender=providers.settings.mail_from, event_id=str(key.event_id), **extra
@@ -137,12 +139,12 @@ def _send_email(
         providers.smtp_limit.acquire()
         providers.smtp.send(message)
 
-    return deliver(key, send)
+    return send
 
 
-def _send_sms(
+def _sms_sender(
     key: DeliveryKey, kind: str, details: BookingDetails, extra: dict[str, Any]
-) -> Outcome:
+) -> Send:
     providers = get_providers()
     gateway = providers.sms
     assert gateway is not None
@@ -154,4 +156,4 @@ def _send_sms(
         providers.sms_limit.acquire()
         return gateway.send(phone, body, idempotency_key=f"{key.event_id}:{key.channel}")
 
-    return deliver(key, send)
+    return send

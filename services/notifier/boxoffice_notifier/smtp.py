@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email.message import EmailMessage
+from email.message import Message
 
 from boxoffice_settings import Settings
 from boxoffice_telemetry.tracing import tracer
@@ -60,7 +60,7 @@ class SmtpSender:
         self._idle: list[tuple[smtplib.SMTP, float]] = []
         self._lock = threading.Lock()
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         """Deliver `message` or raise a `DeliveryError` saying whether to retry."""
         with tracer().start_as_current_span(
             "smtp send",
@@ -72,7 +72,7 @@ class SmtpSender:
         ):
             self._send(message)
 
-    def _send(self, message: EmailMessage) -> None:
+    def _send(self, message: Message) -> None:
         try:
             with self._connection() as smtp:
                 smtp.send_message(message)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 
 import icalendar
 import pytest
 from boxoffice_notifier import gsm7
 from boxoffice_notifier.errors import PermanentDeliveryError, TransientDeliveryError
+from boxoffice_notifier.ics import booking_calendar
 from boxoffice_notifier.messages import render_booking_email, render_sms
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,7 +21,7 @@ SENDER = "Boxoffice <tickets@boxoffice.example>"
 EVENT_ID = "0b8a4f0e-7c39-4d3e-8a53-9f0f2d7b1c11"
 
 
-def parsed(message: EmailMessage) -> EmailMessage:
+def parsed(message: Message) -> EmailMessage:
     """Round-trip through bytes, as the SMTP server would see it."""
     result = message_from_bytes(message.as_bytes(), policy=policy.default)
     assert isinstance(result, EmailMessage)
@@ -166,3 +168,77 @@ def test_failure_reasons_never_carry_an_address_or_number() -> None:
     assert error.reason == "550 5.1.1 <<redacted>>: no such user"
     assert "9800000001" not in TransientDeliveryError("bad To +91 98000 00001").reason
     assert TransientDeliveryError("451 4.3.0 try in 30 s").reason == "451 4.3.0 try in 30 s"
+
+
+def test_non_ascii_names_survive_headers_and_bodies() -> None:
+    details = sample_details(film="Amélie — 千と千尋の神隠し", venue="Café Ciné")
+    message = parsed(
+        render_booking_email(
+            "booking_confirmed",
+            details,
+            sender="Boxoffice Ünïcode <tickets@boxoffice.example>",
+            event_id=EVENT_ID,
+        )
+    )
+    assert "Amélie — 千と千尋の神隠し" in message["Subject"]
+    assert message["From"].addresses[0].display_name == "Boxoffice Ünïcode"
+    for body in (message.get_body(("plain",)), message.get_body(("html",))):
+        assert body is not None
+        assert "Amélie — 千と千尋の神隠し" in body.get_content()
+        assert "Café Ciné" in body.get_content()
+
+
+def test_every_line_fits_the_smtp_limit_even_for_a_very_long_title() -> None:
+    details = sample_details(film="Ω" * 3000)
+    raw = render_booking_email(
+        "booking_confirmed", details, sender=SENDER, event_id=EVENT_ID
+    ).as_bytes()
+    assert max(len(line) for line in raw.splitlines()) <= 998
+    text = parsed(
+        render_booking_email("booking_confirmed", details, sender=SENDER, event_id=EVENT_ID)
+    ).get_body(("plain",))
+    assert text is not None
+    assert "Ω" * 3000 in text.get_content()
+
+
+def test_a_line_break_in_data_cannot_start_a_header() -> None:
+    details = sample_details(film="Film\r\nBcc: victim@example.com")
+    message = parsed(
+        render_booking_email("booking_confirmed", details, sender=SENDER, event_id=EVENT_ID)
+    )
+    assert message["Bcc"] is None
+    assert "Film Bcc: victim@example.com" in message["Subject"]
+    with pytest.raises(ValueError, match="line breaks"):
+        render_booking_email(
+            "booking_confirmed",
+            sample_details(email="ada@example.com\nBcc: victim@example.com"),
+            sender=SENDER,
+            event_id=EVENT_ID,
+        )
+
+
+def test_the_ics_reads_back_whatever_the_title_holds() -> None:
+    film = "Amélie; the, \\ fabulous — 千と千尋の神隠し\n" + "Ω" * 100
+    details = sample_details(film=film, venue="Café, Ciné; \\ Palace")
+    ics = booking_calendar(details, organizer="tickets@boxoffice.example")
+    assert all(len(line) <= 75 for line in ics.split(b"\r\n"))
+    assert ics.endswith(b"END:VCALENDAR\r\n")
+    [event] = icalendar.Calendar.from_ical(ics).walk("VEVENT")
+    assert str(event["summary"]) == f"{film} (K7M2Q9XZ)"
+    assert str(event["location"]) == "Café, Ciné; \\ Palace, Screen 2"
+    assert str(event["description"]) == "Booking K7M2Q9XZ\nSeats: C3, C4\nTotal: INR 450.50"
+    assert event.decoded("dtend") == STARTS + timedelta(hours=2)
+    assert str(event["organizer"]) == "mailto:tickets@boxoffice.example"
+    assert str(event["status"]) == "CONFIRMED"
+
+
+@pytest.mark.parametrize(
+    "film", ["The Seventh Seal", "Amélie — 千と千尋の神隠し", "A" * 120, "Tabs\tand  spaces "]
+)
+def test_the_fast_header_path_writes_what_compat32_writes(film: str) -> None:
+    message = render_booking_email(
+        "booking_confirmed", sample_details(film=film), sender=SENDER, event_id=EVENT_ID
+    )
+    fast = message.as_bytes()  # also fixes the multipart boundaries for the second run
+    plain = message.as_bytes(policy=policy.compat32)
+    assert fast == plain

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from boxoffice_notifier.main import channel_and_concurrency
+from boxoffice_notifier.pools import channel_and_concurrency
 from boxoffice_settings import Settings
 
 
