@@ -14,11 +14,12 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import Delivery, OutboxEvent, TaskRecord
 from boxoffice_messaging.celery_app import create_celery_app
-from boxoffice_messaging.outbox import task_id_for
+from boxoffice_messaging.outbox import event_args_repr, task_id_for
 from boxoffice_messaging.routes import EVENT_ROUTES
 from boxoffice_settings import get_settings
 from kombu import Queue
@@ -147,11 +148,12 @@ def _pid(process: ServiceProcess) -> int:
     return process.process.pid
 
 
-def _a_confirmation_payload() -> object:
+def _a_confirmation_payload() -> dict[str, Any]:
     with session_scope() as session:
-        return session.execute(
+        payload: dict[str, Any] = session.execute(
             text("SELECT payload FROM outbox WHERE event_type = 'booking.confirmed' LIMIT 1")
         ).scalar_one()
+        return payload
 
 
 def _noop_drain_rate(ctx: Context, count: int) -> tuple[float, float]:
@@ -162,7 +164,15 @@ def _noop_drain_rate(ctx: Context, count: int) -> tuple[float, float]:
     payload = _a_confirmation_payload()
     with app.producer_or_acquire() as producer:
         for _ in range(count):
-            app.send_task(TASK_NOOP, args=[payload], queue=QUEUE_NOOP, producer=producer)
+            # As the relay sends events (outbox.publish_event), so messages are the same size.
+            app.send_task(
+                TASK_NOOP,
+                args=[payload],
+                queue=QUEUE_NOOP,
+                producer=producer,
+                argsrepr=event_args_repr(payload),
+                kwargsrepr="{}",
+            )
     redis = Redis.from_url(ctx.infra.redis.url)
 
     def in_flight() -> bool:

@@ -201,8 +201,39 @@ def test_a_delivery_lost_in_redis_is_sent_again_once_its_queue_is_empty(
         message = json.loads(raw)
         assert message["headers"]["id"] == task_id
         assert message["headers"]["task"] == route.task
+        assert str(event_id) in message["headers"]["argsrepr"]
         with session_scope() as session:
             # Stamped: the next check does not send it again straight away.
             assert redeliver_lost(session, app, client, timedelta(minutes=5)) == 0
+    finally:
+        redis.stop()
+
+
+def test_a_published_task_shows_ids_not_its_payload(stack: Stack, clean_outbox: None) -> None:
+    """Events, Flower and worker logs show a task's argsrepr: the event's ids and type only."""
+    redis = RedisServer(stack.var / "argsrepr-redis").start()
+    app = create_celery_app(
+        "test-relay", get_settings().model_copy(update={"redis_url": redis.url})
+    )
+    try:
+        booking = uuid.uuid4()
+        envelope = build_envelope(
+            "booking.confirmed",
+            booking,
+            events_pb2.BookingConfirmed(
+                booking_id=str(booking), seats=["Q7"], total_minor=98765, currency="INR"
+            ),
+        )
+        with session_scope() as session:
+            add_event(session, envelope)
+        with session_scope() as session:
+            publish_pending(session, app, batch_size=100)
+        [raw] = Redis.from_url(redis.url).lrange(QUEUE_EMAIL, 0, -1)
+        headers = json.loads(raw)["headers"]
+        assert envelope.event_id in headers["argsrepr"]
+        assert "booking.confirmed" in headers["argsrepr"]
+        assert "Q7" not in headers["argsrepr"]
+        assert "98765" not in headers["argsrepr"]
+        assert headers["kwargsrepr"] == "{}"
     finally:
         redis.stop()

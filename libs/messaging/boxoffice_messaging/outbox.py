@@ -62,6 +62,11 @@ def task_id_for(event_id: uuid.UUID, route: Route) -> str:
     return str(uuid.uuid5(event_id, route.task))
 
 
+def event_args_repr(payload: dict[str, Any]) -> str:
+    """The `argsrepr` of a task that carries `payload`: its summary without personal data."""
+    return repr(summarize_args([payload], {})["args"])
+
+
 def publish_event(
     app: Celery, event_type: str, payload: dict[str, Any], event_id: uuid.UUID | None = None
 ) -> None:
@@ -69,11 +74,16 @@ def publish_event(
 
     With `event_id`, each delivery gets its stable task id (see task_id_for).
     """
+    shown = event_args_repr(payload)
     signatures = [
         app.signature(
             route.task,
             args=[payload],
             queue=route.queue,
+            # What events, Flower and worker logs show of the arguments: ids and the event
+            # type, not the payload (and not the CPU of Celery's repr of all of it).
+            argsrepr=shown,
+            kwargsrepr="{}",
             # Without an event id Celery picks the task id: an explicit None would break it.
             **({"task_id": task_id_for(event_id, route)} if event_id is not None else {}),
         )

@@ -22,6 +22,7 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from boxoffice_messaging.outbox import event_args_repr
 from boxoffice_messaging.queues import queue_lengths
 from boxoffice_messaging.routes import EVENT_ROUTES, Route
 
@@ -82,7 +83,14 @@ def redeliver_lost(
         route = Route(task.name, str(task.queue))
         if route not in EVENT_ROUTES.get(event.event_type, ()):
             continue
-        app.send_task(route.task, args=[event.payload], queue=route.queue, task_id=task.id)
+        app.send_task(
+            route.task,
+            args=[event.payload],
+            queue=route.queue,
+            task_id=task.id,
+            argsrepr=event_args_repr(event.payload),
+            kwargsrepr="{}",
+        )
         task.updated_at = datetime.now(UTC)
         REDELIVERED.labels(route.task).inc()
         sent += 1
