@@ -127,7 +127,7 @@ class HoldRequest:
     ttl_seconds: int
     sms_opt_out: bool
     booking_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    reference: str = field(default_factory=lambda: new_reference())
+    reference: str = field(default_factory=new_reference)
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
     @classmethod

@@ -116,27 +116,14 @@ class SeatCache:
             pipe.hmget(states, labels)
             is_ready, values = pipe.execute()
         except RedisError as exc:
-            log.warning("seat cache unavailable: %r", exc)
-            CACHE_READS.labels("error").inc()
+            _unavailable(exc)
             return None
-        if not is_ready:
-            CACHE_READS.labels("miss").inc()
-            return None
-        CACHE_READS.labels("hit").inc()
-        now_ms = int(time.time() * 1000)
-        return sorted(
-            label
-            for label, value in zip(labels, values, strict=True)
-            if decode_state(_text(value), now_ms) in ("held", "sold")
-        )
+        return _taken_of(labels, values) if _counted(is_ready) else None
 
     def mark(self, showtime_id: uuid.UUID, changes: Mapping[str, str]) -> None:
         """Record seat changes after they committed; a failure only makes the cache miss."""
-        args: list[str | int] = [self.ttl]
-        for label, state in changes.items():
-            args += [label, state]
         try:
-            self._mark(keys=self._keys(showtime_id), args=args)
+            self._mark(keys=self._keys(showtime_id), args=_script_args(self.ttl, changes))
         except RedisError as exc:
             log.warning("seat cache update failed, dropping it: %r", exc)
             # An unreachable Redis has no ready marker to trust either.
@@ -152,13 +139,10 @@ class SeatCache:
             pipe.hgetall(states)
             is_ready, values = pipe.execute()
         except RedisError as exc:
-            log.warning("seat cache unavailable: %r", exc)
-            CACHE_READS.labels("error").inc()
+            _unavailable(exc)
             return None
-        if not is_ready:
-            CACHE_READS.labels("miss").inc()
+        if not _counted(is_ready):
             return None
-        CACHE_READS.labels("hit").inc()
         now_ms = int(time.time() * 1000)
         decoded = {_text(k) or "": decode_state(_text(v), now_ms) for k, v in values.items()}
         return {k: v for k, v in decoded.items() if v is not None}
@@ -181,7 +165,7 @@ class SeatCache:
         encoded = {r.label: encode_state(r.state, r.hold_expires_at) for r in rows}
         if cleared and encoded:
             try:
-                self._fill(keys=keys, args=_fill_args(self.ttl, encoded))
+                self._fill(keys=keys, args=_script_args(self.ttl, encoded))
             except RedisError as exc:
                 log.warning("seat cache rebuild failed: %r", exc)
         now_ms = int(time.time() * 1000)
@@ -269,28 +253,15 @@ class AsyncSeatCache:
             pipe.hmget(states, labels)
             is_ready, values = await pipe.execute()
         except RedisError as exc:
-            log.warning("seat cache unavailable: %r", exc)
-            CACHE_READS.labels("error").inc()
+            _unavailable(exc)
             return None
-        if not is_ready:
-            CACHE_READS.labels("miss").inc()
-            return None
-        CACHE_READS.labels("hit").inc()
-        now_ms = int(time.time() * 1000)
-        return sorted(
-            label
-            for label, value in zip(labels, values, strict=True)
-            if decode_state(_text(value), now_ms) in ("held", "sold")
-        )
+        return _taken_of(labels, values) if _counted(is_ready) else None
 
     async def mark(self, showtime_id: uuid.UUID, changes: Mapping[str, str]) -> None:
         """As SeatCache.mark."""
-        args: list[str | int] = [self.ttl]
-        for label, state in changes.items():
-            args += [label, state]
         keys = SeatCache._keys(showtime_id)
         try:
-            await self._mark(keys=keys, args=args)
+            await self._mark(keys=keys, args=_script_args(self.ttl, changes))
         except RedisError as exc:
             log.warning("seat cache update failed, dropping it: %r", exc)
             with contextlib.suppress(RedisError):
@@ -316,16 +287,38 @@ class AsyncSeatCache:
         }
         if encoded:
             try:
-                await self._fill(keys=keys, args=_fill_args(self.ttl, encoded))
+                await self._fill(keys=keys, args=_script_args(self.ttl, encoded))
             except RedisError as exc:
                 log.warning("seat cache rebuild failed: %r", exc)
 
 
-def _fill_args(ttl: int, encoded: Mapping[str, str]) -> list[str | int]:
+def _script_args(ttl: int, states: Mapping[str, str]) -> list[str | int]:
+    """ARGV of _MARK and _FILL: the TTL, then label/state pairs."""
     args: list[str | int] = [ttl]
-    for label, state in encoded.items():
+    for label, state in states.items():
         args += [label, state]
     return args
+
+
+def _unavailable(exc: RedisError) -> None:
+    log.warning("seat cache unavailable: %r", exc)
+    CACHE_READS.labels("error").inc()
+
+
+def _counted(is_ready: object) -> bool:
+    """Count a read as a hit or a miss; True if the cache can answer it."""
+    CACHE_READS.labels("hit" if is_ready else "miss").inc()
+    return bool(is_ready)
+
+
+def _taken_of(labels: list[str], values: list[bytes | str | None]) -> list[str]:
+    """The labels whose cached state is held (and not lapsed) or sold."""
+    now_ms = int(time.time() * 1000)
+    return sorted(
+        label
+        for label, value in zip(labels, values, strict=True)
+        if decode_state(_text(value), now_ms) in ("held", "sold")
+    )
 
 
 def _text(value: bytes | str | None) -> str | None:
