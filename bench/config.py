@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 # Services run with their shipped defaults, except what a scenario needs to change. Put here any
@@ -12,8 +13,12 @@ SERVICE_ENV: dict[str, str] = {
     "BOXOFFICE_LOG_LEVEL": "INFO",
     # The load generator is one client: a per-key rate limit would measure the limiter.
     "BOXOFFICE_RATE_LIMIT_REQUESTS": "0",
+    # ...and a limit on one client's active holds would refuse its holds after the first 50.
+    "BOXOFFICE_MAX_ACTIVE_HOLDS_PER_CLIENT": "0",
     # Scenario 4 confirms bookings with the local test provider (off by default in production).
     "BOXOFFICE_TEST_PAYMENTS_ENABLED": "true",
+    # ...which production refuses with the public default webhook secret.
+    "BOXOFFICE_TEST_WEBHOOK_SECRET": secrets.token_hex(16),
     # The bench's SMTP server is local and has no provider account to protect: the notifier's
     # shared send budget (20/s by default) would cap scenario 4 at 20 emails/s and measure
     # the limiter. It stays on (one Redis round trip per email), just out of the way.
@@ -39,6 +44,7 @@ class Sizes:
     steady_seconds: int
     burst_confirmations: int
     noop_tasks: int
+    seat_map_reads: int
 
 
 FULL = Sizes(
@@ -52,6 +58,7 @@ FULL = Sizes(
     steady_seconds=30,
     burst_confirmations=2000,
     noop_tasks=2000,
+    seat_map_reads=2000,
 )
 
 QUICK = Sizes(
@@ -65,4 +72,5 @@ QUICK = Sizes(
     steady_seconds=6,
     burst_confirmations=300,
     noop_tasks=300,
+    seat_map_reads=400,
 )

@@ -10,7 +10,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from redis import Redis
+from boxoffice_messaging.redis_client import redis_client
 
 from bench.system import ROOT, Infrastructure
 
@@ -48,7 +48,7 @@ def _command_output(argv: list[str]) -> str:
 def describe_machine(infra: Infrastructure, kind: str) -> dict[str, Any]:
     postgres = infra.postgres._server.psql("SHOW server_version;").split("\n")
     postgres_version = next((line.strip() for line in postgres[2:] if line.strip()), "unknown")
-    with Redis.from_url(infra.redis.url) as redis:
+    with redis_client(infra.redis.url) as redis:
         redis_version = str(redis.info("server")["redis_version"])
     versions = {
         "Python": platform.python_version(),

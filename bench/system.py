@@ -121,8 +121,13 @@ class BenchSystem:
             **env,
         )
         self.logs = infra.run_dir / name
+        # BENCH_NOTIFIER_ARGS: extra `celery worker` options for the notifier, to compare
+        # pools side by side (e.g. "--pool=prefork --concurrency=2").
+        notifier_args = tuple(os.environ.get("BENCH_NOTIFIER_ARGS", "").split())
         self.processes: dict[str, ServiceProcess] = {
-            service: ServiceProcess(service, module, self.env, self.logs)
+            service: ServiceProcess(
+                service, module, self.env, self.logs, notifier_args if service == "notifier" else ()
+            )
             for service, module in SERVICES.items()
         }
         for number in range(1, reapers + 1):
@@ -152,7 +157,9 @@ class BenchSystem:
         old = self.processes[name]
         old.stop()
         module = old.argv[2]
-        self.processes[name] = ServiceProcess(name, module, self.env | env, self.logs).start()
+        self.processes[name] = ServiceProcess(
+            name, module, self.env | env, self.logs, tuple(old.argv[3:])
+        ).start()
         if name == "api":
             wait_for_http(self.api_url + "/readyz", timeout=60)
 

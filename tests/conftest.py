@@ -7,17 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.stack import API_KEY, Stack, start_stack
+from tests.support.stack import Stack, start_stack
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     stack = start_stack()
+    os.environ.update(stack.settings_env())
     os.environ.update(
-        DATABASE_URL=stack.database_url,
-        REDIS_URL=stack.redis_url,
-        BOXOFFICE_ENV="test",
-        BOXOFFICE_BOOTSTRAP_API_KEY=API_KEY,
+        # Every test holds with the one bootstrap client; tests of the limit set their own.
+        BOXOFFICE_MAX_ACTIVE_HOLDS_PER_CLIENT="0",
     )
     from boxoffice_db.migrate import upgrade_to_head
     from boxoffice_settings import get_settings
@@ -25,4 +24,4 @@ def stack() -> Iterator[Stack]:
     get_settings.cache_clear()
     upgrade_to_head(stack.database_url)
     yield stack
-    stack.redis.stop()
+    stack.stop()

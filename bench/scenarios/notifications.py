@@ -20,12 +20,13 @@ from boxoffice_db.engine import session_scope
 from boxoffice_db.models import Delivery, OutboxEvent, TaskRecord
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.outbox import event_args_repr, task_id_for
+from boxoffice_messaging.redis_client import redis_client
 from boxoffice_messaging.routes import EVENT_ROUTES
 from boxoffice_settings import get_settings
 from kombu import Queue
-from redis import Redis
 from sqlalchemy import func, select, text
 
+from bench.costs import CostMeter
 from bench.footprint import cpu_seconds
 from bench.http_client import Client, Reply, closed_loop, paced
 from bench.noop_worker import QUEUE_NOOP, TASK_NOOP
@@ -71,20 +72,36 @@ def _steady(ctx: Context, showtimes: list[str], count: int) -> tuple[list[Held],
 
 def _backlog(
     ctx: Context, showtimes: list[str], first: int, count: int
-) -> tuple[list[Held], float]:
-    """Confirm `count` bookings as fast as the API allows; returns them and confirmations/s."""
+) -> tuple[list[Held], float, CostMeter]:
+    """Confirm `count` bookings as fast as the API allows; returns them, confirmations/s and
+    the API's and PostgreSQL's CPU over the payments alone."""
+    meter = CostMeter(_service_pids(ctx, "api"))
 
     async def go() -> tuple[list[Held], float]:
         async with Client(ctx.system.api_url, ctx.api_key, 16) as client:
             booker = Booker(client, showtimes)
             held = await _hold(booker, range(first, first + count))
+            meter.start()
             started = time.perf_counter()
             payments = await closed_loop(16, len(held), lambda k: booker.pay(held[k][0]))
             rate = len(payments) / (time.perf_counter() - started)
+            meter.stop()
             paid = [h for h, r in zip(held, payments, strict=True) if r.status == 201]
             return paid, rate
 
-    return asyncio.run(go())
+    paid, rate = asyncio.run(go())
+    return paid, rate, meter
+
+
+def _service_pids(ctx: Context, *services: str) -> dict[str, int]:
+    """The named services' processes, with PostgreSQL's and Redis's."""
+    pids = {name: pid for name, pid in ctx.system.pids().items() if name in services}
+    postgres = ctx.infra.postgres_pid()
+    if postgres is not None:
+        pids["postgresql"] = postgres
+    if ctx.infra.redis.process is not None:
+        pids["redis"] = ctx.infra.redis.process.pid
+    return pids
 
 
 def _stages(answered: dict[str, float]) -> dict[str, dict[str, float]]:
@@ -173,7 +190,7 @@ def _noop_drain_rate(ctx: Context, count: int) -> tuple[float, float]:
                 argsrepr=event_args_repr(payload),
                 kwargsrepr="{}",
             )
-    redis = Redis.from_url(ctx.infra.redis.url)
+    redis = redis_client(ctx.infra.redis.url)
 
     def in_flight() -> bool:
         return any(QUEUE_NOOP.encode() in value for value in redis.hvals("unacked"))
@@ -209,9 +226,13 @@ def run_notifications(ctx: Context) -> ScenarioResult:
     )
 
     say(f"4. notifications: {steady_count} confirmations at {rate}/s")
+    # The relay's CPU per booking (its confirmation event) over the steady phase,
+    # with the relay long started (the backlog phase below restarts it).
+    relay_costs = CostMeter(_service_pids(ctx, "relay")).start()
     held, payments = _steady(ctx, showtimes, steady_count)
     paid = [(h, r) for h, r in zip(held, payments, strict=True) if r.status == 201]
     emails = _wait_for_emails(ctx, [ref for (_, ref), _ in paid], 120)
+    relay_costs.stop()
     # From the payment request to the email: what the customer waits.
     steady_user = summary_ms([emails[ref] - reply.sent_at for (_, ref), reply in paid])
     # From the API's answer (the confirmation and its outbox row committed) to the email: the
@@ -227,13 +248,17 @@ def run_notifications(ctx: Context) -> ScenarioResult:
     say(f"4. notifications: a backlog of {sizes.burst_confirmations}, then the no-op baseline")
     relay = ctx.system.processes["relay"]
     relay.stop()
-    backlog, confirm_rate = _backlog(ctx, showtimes, steady_count, sizes.burst_confirmations)
+    backlog, confirm_rate, payment_costs = _backlog(
+        ctx, showtimes, steady_count, sizes.burst_confirmations
+    )
     # CPU time per message does not depend on what other jobs leave of the machine.
-    notifier_pid = _pid(ctx.system.processes["notifier"])
-    notifier_cpu = cpu_seconds(notifier_pid)
+    redis = redis_client(ctx.infra.redis.url)
+    drain = CostMeter(_service_pids(ctx, "notifier"), redis).start()
     relay.start()
     emails = _wait_for_emails(ctx, [ref for _, ref in backlog], 300)
-    notifier_cpu_ms = (cpu_seconds(notifier_pid) - notifier_cpu) * 1000 / max(len(backlog), 1)
+    drain.stop()
+    redis.close()
+    notifier_cpu_ms = drain.cpu_ms_per("notifier", len(backlog))
     arrived = sorted(emails[ref] for _, ref in backlog)
     email_rate = (len(arrived) - 1) / (arrived[-1] - arrived[0]) if len(arrived) > 1 else math.nan
 
@@ -250,12 +275,22 @@ def run_notifications(ctx: Context) -> ScenarioResult:
             "payment_request_to_email": steady_user,
             "payment_api": payment_latency,
             "stages": steady_stages,
+            "relay_cpu_ms_per_booking": round(relay_costs.cpu_ms_per("relay", len(paid)), 2),
         },
         "backlog": {
             "confirmations": len(backlog),
             "api_confirmations_per_second": round(confirm_rate, 1),
             "emails_per_second": round(email_rate, 1),
             "notifier_cpu_ms_per_email": round(notifier_cpu_ms, 2),
+            "postgres_cpu_ms_per_email": round(drain.cpu_ms_per("postgresql", len(backlog)), 2),
+            "redis_cpu_ms_per_email": round(drain.cpu_ms_per("redis", len(backlog)), 3),
+            "redis_commands_per_email": round(drain.commands_per(len(backlog)), 2),
+            "api_cpu_ms_per_payment": round(payment_costs.cpu_ms_per("api", len(backlog)), 2),
+            "other_jobs_cores_payments": round(payment_costs.other_jobs_cores, 2),
+            "other_jobs_cores_drain": round(drain.other_jobs_cores, 2),
+            "postgres_cpu_ms_per_payment": round(
+                payment_costs.cpu_ms_per("postgresql", len(backlog)), 2
+            ),
             "relay_events_per_second": round(relay_rate, 1),
         },
         "baseline_noop_tasks": sizes.noop_tasks,
@@ -264,7 +299,13 @@ def run_notifications(ctx: Context) -> ScenarioResult:
         "ratio": round(drain_ratio, 3),
     }
     result.rows = [
-        Row(f"confirmations/s achieved (offered {rate}/s)", number(achieved)),
+        Row(
+            f"confirmations/s achieved (offered {rate}/s)",
+            number(achieved),
+            goal=Goal(
+                result.title, f"confirmations/s at {rate}/s offered", achieved, 0.95 * rate, False
+            ),
+        ),
         Row("commit → email p50", f"{number(steady_latency['p50_ms'])} ms"),
         Row(
             "commit → email p99",
@@ -289,6 +330,9 @@ def run_notifications(ctx: Context) -> ScenarioResult:
         Row(
             "payment request → email p50 / p99",
             f"{number(steady_user['p50_ms'])} / {number(steady_user['p99_ms'])} ms",
+            goal=Goal(
+                result.title, "payment request → email p99", steady_user["p99_ms"], 500, True, " ms"
+            ),
         ),
         Row(
             "backlog drain, emails/s",
@@ -303,6 +347,9 @@ def run_notifications(ctx: Context) -> ScenarioResult:
             f"{number(notifier_cpu_ms, 2)} ms",
             f"{number(noop_cpu_ms, 2)} ms",
             number(ratio(notifier_cpu_ms, noop_cpu_ms), 1),
+            Goal(
+                result.title, "notifier CPU per email", round(notifier_cpu_ms, 2), 3.5, True, " ms"
+            ),
         ),
         Row("API confirmations/s (16 conns)", number(confirm_rate)),
     ]

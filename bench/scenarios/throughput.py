@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
+from boxoffice_messaging.redis_client import redis_client
+from redis import Redis
+
 from bench.config import CONNECTIONS
+from bench.costs import CostMeter
 from bench.footprint import PeakSampler, cpu_seconds
+from bench.http_client import Client, closed_loop
 from bench.report import Row, ScenarioResult, number
 from bench.scenarios import Context, ratio, say
 from bench.seating import ROWS, SEATS_PER_ROW, SEATS_PER_SHOWTIME, create_showtimes
@@ -24,6 +30,39 @@ def _load(ctx: Context, url: str, seconds: int, showtimes: list[str]) -> WrkResu
         seconds,
         CONNECTIONS,
     )
+
+
+def _cost_pids(footprint_pids: dict[str, tuple[int, bool]]) -> dict[str, int]:
+    names = ("api", "postgresql", "redis")
+    return {name: footprint_pids[name][0] for name in names if name in footprint_pids}
+
+
+def _seat_map_reads(
+    ctx: Context, showtime: str, pids: dict[str, int], redis: Redis
+) -> dict[str, float]:
+    """CPU per seat-map read (a busy showtime's map, as buyers refresh it during an on-sale)."""
+    count = ctx.sizes.seat_map_reads
+
+    async def go() -> int:
+        async with Client(ctx.system.api_url, ctx.api_key, 8) as client:
+            replies = await closed_loop(
+                8, count, lambda _: client.request("GET", f"/v1/showtimes/{showtime}/seats")
+            )
+            return sum(1 for r in replies if r.status == 200)
+
+    meter = CostMeter(pids, redis).start()
+    started = time.perf_counter()
+    ok = asyncio.run(go())
+    seconds = time.perf_counter() - started
+    meter.stop()
+    return {
+        "reads": count,
+        "ok": ok,
+        "reads_per_second": round(count / seconds, 1),
+        "api_cpu_ms_per_read": round(meter.cpu_ms_per("api", count), 3),
+        "postgres_cpu_ms_per_read": round(meter.cpu_ms_per("postgresql", count), 3),
+        "redis_commands_per_read": round(meter.commands_per(count), 2),
+    }
 
 
 def run_hold_throughput(
@@ -47,21 +86,19 @@ def run_hold_throughput(
     time.sleep(1)
     # CPU time per request is steadier than requests/s on a shared machine: it does not
     # depend on how much of the CPU other jobs left us.
-    api_pid, _ = footprint_pids["api"]
     base_pid, _ = footprint_pids["bare FastAPI"]
-    pg_pid = footprint_pids.get("postgresql", (0, True))[0]
-    api_cpu, pg_cpu = cpu_seconds(api_pid), cpu_seconds(pg_pid) if pg_pid else 0.0
+    redis = redis_client(ctx.infra.redis.url)
+    meter = CostMeter(_cost_pids(footprint_pids), redis).start()
     with PeakSampler(footprint_pids) as sampler:
         holds = _load(ctx, api, sizes.wrk_seconds, showtimes)
-    api_cpu, pg_cpu = (
-        cpu_seconds(api_pid) - api_cpu,
-        (cpu_seconds(pg_pid) if pg_pid else 0.0) - pg_cpu,
-    )
+    meter.stop()
     base_cpu = cpu_seconds(base_pid)
     baseline = _load(ctx, base, sizes.wrk_seconds, showtimes)
     base_cpu = cpu_seconds(base_pid) - base_cpu
-    api_ms = api_cpu * 1000 / max(holds.requests, 1)
-    pg_ms = pg_cpu * 1000 / max(holds.requests, 1)
+    api_ms = meter.cpu_ms_per("api", holds.requests)
+    pg_ms = meter.cpu_ms_per("postgresql", holds.requests)
+    reads = _seat_map_reads(ctx, showtimes[0], _cost_pids(footprint_pids), redis)
+    redis.close()
     base_ms = base_cpu * 1000 / max(baseline.requests, 1)
 
     created = holds.statuses.get(201, 0)
@@ -77,6 +114,10 @@ def run_hold_throughput(
         "api_cpu_ms_per_hold": round(api_ms, 2),
         "postgres_cpu_ms_per_hold": round(pg_ms, 2),
         "baseline_cpu_ms_per_request": round(base_ms, 3),
+        "redis_cpu_ms_per_hold": round(meter.cpu_ms_per("redis", holds.requests), 3),
+        "redis_commands_per_hold": round(meter.commands_per(holds.requests), 2),
+        "other_jobs_cores": round(meter.other_jobs_cores, 2),
+        "seat_map": reads,
     }
     result.rows = [
         Row(
@@ -84,7 +125,7 @@ def run_hold_throughput(
             number(holds_per_second),
             number(baseline.per_second),
             number(throughput_ratio, 3),
-            Goal(result.title, "throughput ratio", round(throughput_ratio, 3), 0.25, False),
+            Goal(result.title, "throughput ratio", round(throughput_ratio, 3), 0.30, False),
         ),
         Row(
             "p50 latency",
@@ -106,9 +147,22 @@ def run_hold_throughput(
             f"{number(api_ms, 2)} ms",
             f"{number(base_ms, 2)} ms",
             number(ratio(api_ms, base_ms), 1),
+            Goal(result.title, "API CPU per hold", round(api_ms, 2), 1.6, True, " ms"),
         ),
-        Row("PostgreSQL CPU per hold", f"{number(pg_ms, 2)} ms"),
+        Row(
+            "PostgreSQL CPU per hold",
+            f"{number(pg_ms, 2)} ms",
+            goal=Goal(result.title, "PostgreSQL CPU per hold", round(pg_ms, 2), 1.0, True, " ms"),
+        ),
+        Row("Redis commands per hold", number(meter.commands_per(holds.requests), 1)),
+        Row(
+            "seat map: API / PostgreSQL CPU per read",
+            f"{number(reads['api_cpu_ms_per_read'], 2)} / "
+            f"{number(reads['postgres_cpu_ms_per_read'], 2)} ms",
+        ),
     ]
+    if reads["ok"] != reads["reads"]:
+        result.failures.append(f"{reads['reads'] - reads['ok']} seat-map reads were not 200")
     unexpected = holds.requests - created
     if unexpected or holds.socket_errors:
         result.failures.append(

@@ -21,15 +21,10 @@ POOL_SIZES = [int(n) for n in os.environ.get("BENCH_POOL_SIZES", "1,4,8,16,32").
 
 def main() -> None:
     # The same private PostgreSQL and Redis as the tests.
-    from tests.support.stack import API_KEY, start_stack
+    from tests.support.stack import start_stack
 
     stack = start_stack()
-    os.environ.update(
-        DATABASE_URL=stack.database_url,
-        REDIS_URL=stack.redis_url,
-        BOXOFFICE_ENV="test",
-        BOXOFFICE_BOOTSTRAP_API_KEY=API_KEY,
-    )
+    os.environ.update(stack.settings_env())
     from boxoffice_db.engine import session_scope
     from boxoffice_db.migrate import upgrade_to_head
     from boxoffice_db.models import OutboxEvent
@@ -87,7 +82,7 @@ def main() -> None:
             )
     finally:
         smtp.stop()
-        stack.redis.stop()
+        stack.stop()
     best = max(results, key=lambda r: r[1])
     print(f"\nSMTP latency {SMTP_LATENCY}s, {os.cpu_count()} CPUs: best pool size {best[0]}")
 

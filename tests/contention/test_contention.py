@@ -25,6 +25,7 @@ import pytest
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import Booking, BookingStatus, SeatState, ShowtimeSeat
 from boxoffice_devstack.servers import RedisServer, free_port
+from boxoffice_messaging.redis_client import redis_client
 from redis import Redis
 from sqlalchemy import select
 
@@ -72,7 +73,7 @@ def cluster(stack: Stack) -> Iterator[Cluster]:
     try:
         for url in urls:
             wait_for_http(url + "/readyz", timeout=180)
-        yield Cluster(urls, Redis.from_url(redis_server.url), processes)
+        yield Cluster(urls, redis_client(redis_server.url), processes)
     finally:
         for process in processes:
             process.stop()

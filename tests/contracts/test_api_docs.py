@@ -32,11 +32,11 @@ def env_for(api: LiveApi, showtime_id: uuid.UUID) -> dict[str, str]:
     return {**os.environ, "BASE": api.base_url, "KEY": api.api_key, "SHOWTIME": str(showtime_id)}
 
 
-def test_the_curl_walk_through_books_and_confirms_a_seat(api: LiveApi) -> None:
+def run_walk_through(api: LiveApi, command: list[str]) -> str:
+    """Run a walk-through against a new 4x6 showtime; it must succeed. Its standard output."""
     showtime_id = make_showtime(rows=4, seats_per_row=6)
-    script = "set -euo pipefail\n" + code_block("curl")
     result = subprocess.run(
-        ["bash", "-c", script],
+        command,
         env=env_for(api, showtime_id),
         capture_output=True,
         text=True,
@@ -44,22 +44,18 @@ def test_the_curl_walk_through_books_and_confirms_a_seat(api: LiveApi) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stdout.strip().splitlines()
+    return result.stdout
+
+
+def test_the_curl_walk_through_books_and_confirms_a_seat(api: LiveApi) -> None:
+    script = "set -euo pipefail\n" + code_block("curl")
+    lines = run_walk_through(api, ["bash", "-c", script]).strip().splitlines()
     assert lines[1].startswith("held: ")
     assert lines[2] == "['C4']"
     assert lines[-2:] == ["CONFIRMED", "CONFIRMED"]
 
 
 def test_the_python_walk_through_books_and_confirms_a_seat(api: LiveApi) -> None:
-    showtime_id = make_showtime(rows=4, seats_per_row=6)
-    result = subprocess.run(
-        [sys.executable, "-c", code_block("python")],
-        env=env_for(api, showtime_id),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "PENDING" in result.stdout
-    assert "taken: ['A3']" in result.stdout
+    stdout = run_walk_through(api, [sys.executable, "-c", code_block("python")])
+    assert "PENDING" in stdout
+    assert "taken: ['A3']" in stdout

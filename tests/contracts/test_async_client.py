@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from boxoffice_client import AsyncBoxofficeClient, RetryPolicy, SeatsUnavailableError
@@ -16,13 +15,6 @@ from tests.support.stack import Stack
 pytestmark = pytest.mark.integration
 
 FAST = RetryPolicy(max_attempts=4, backoff_base=0.05, backoff_max=0.2)
-
-
-@pytest.fixture
-def proxy(api: LiveApi) -> Iterator[FaultyProxy]:
-    proxy = FaultyProxy(api.base_url).start()
-    yield proxy
-    proxy.stop()
 
 
 def test_books_pays_and_cancels(api: LiveApi, stack: Stack) -> None:

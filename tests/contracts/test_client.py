@@ -35,13 +35,6 @@ FAST = RetryPolicy(max_attempts=4, backoff_base=0.05, backoff_max=0.2)
 
 
 @pytest.fixture
-def proxy(api: LiveApi) -> Iterator[FaultyProxy]:
-    proxy = FaultyProxy(api.base_url).start()
-    yield proxy
-    proxy.stop()
-
-
-@pytest.fixture
 def client(api: LiveApi, proxy: FaultyProxy) -> Iterator[BoxofficeClient]:
     with BoxofficeClient(proxy.url, api.api_key, retry=FAST) as client:
         yield client
@@ -170,7 +163,9 @@ def test_a_wrong_method_is_a_405_problem_allowing_every_documented_method(api: L
         )
         if "{" in path:
             continue
-        response = httpx.request("PATCH", api.base_url + path, timeout=10)
+        # With a key: without one, a /v1/ path answers 401 before routing says anything.
+        auth = {"Authorization": f"Bearer {api.api_key}"}
+        response = httpx.request("PATCH", api.base_url + path, headers=auth, timeout=10)
         assert response.status_code == 405, path
         assert response.headers["content-type"] == "application/problem+json"
         documented = {m.upper() for m in document["paths"][template]}

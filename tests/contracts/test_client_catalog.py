@@ -19,13 +19,6 @@ FAST = RetryPolicy(max_attempts=4, backoff_base=0.05, backoff_max=0.2)
 
 
 @pytest.fixture
-def proxy(api: LiveApi) -> Iterator[FaultyProxy]:
-    proxy = FaultyProxy(api.base_url).start()
-    yield proxy
-    proxy.stop()
-
-
-@pytest.fixture
 def client(api: LiveApi) -> Iterator[BoxofficeClient]:
     with BoxofficeClient(api.base_url, api.api_key, retry=FAST) as client:
         yield client

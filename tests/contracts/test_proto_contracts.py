@@ -110,3 +110,33 @@ def test_every_scheduled_task_is_registered_by_a_consumer_and_takes_its_argument
         assert job.queue in queues, job.name
         signature = inspect.signature(tasks[job.task].run)
         signature.bind(**job.kwargs)
+
+
+def test_notifier_tasks_are_the_ones_the_event_table_derives(
+    consumer_apps: dict[str, Celery],
+) -> None:
+    """The names on the notifier's decorators are exactly the event table's notification tasks."""
+    from boxoffice_contracts.events import NOTIFICATION_TASKS
+
+    notifier = consumer_apps["notifier"]
+    sends = {
+        name
+        for name in notifier.tasks
+        if name.startswith("notifier.send_") and name not in SCHEDULED_NOTIFIER_JOBS
+    }
+    assert sends == set(NOTIFICATION_TASKS)
+
+
+def test_every_event_type_is_declared_once_with_a_payload_in_the_envelope() -> None:
+    from boxoffice_contracts.events import EVENT_TYPES
+
+    names = [event.name for event in EVENT_TYPES]
+    assert len(names) == len(set(names))
+    # Each row's payload message is one field of the Envelope's oneof, and no field is left out.
+    assert sorted(event.payload_field for event in EVENT_TYPES) == sorted(
+        field.name for field in PAYLOAD_ONEOF.fields
+    )
+
+
+# Periodic jobs of the notifier, named like senders but sent by the scheduler, not by events.
+SCHEDULED_NOTIFIER_JOBS = {"notifier.send_showtime_reminders", "notifier.send_daily_report"}

@@ -1,7 +1,9 @@
 """Acceptance for reliable messaging: booking traffic survives kill -9s and restarts.
 
 `make test` runs a short version; `make chaos` runs the full one (2,000 bookings, every
-process killed several times). CHAOS_BOOKINGS, CHAOS_KILLS and CHAOS_SEED override it.
+process killed several times). CHAOS_BOOKINGS, CHAOS_KILLS and CHAOS_SEED override it;
+CHAOS_REDIS=sentinel runs the services on a sentinel:// URL (a primary, a replica and a real
+Sentinel) and fails the primary over mid-run.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ def test_no_lost_message_no_duplicate_effect_under_chaos(stack: Stack) -> None:
         bookings=int(os.environ.get("CHAOS_BOOKINGS", "240")),
         kills_per_process=int(os.environ.get("CHAOS_KILLS", "1")),
         seed=int(os.environ.get("CHAOS_SEED", str(random.randrange(1_000_000)))),
+        redis=os.environ.get("CHAOS_REDIS", "plain"),
     )
     report = run_chaos(stack, plan)
     print("\n" + report.render())
+
+    assert report.settle_timeout is None, report.settle_timeout
 
     assert report.events_needing_email > 0
     assert report.client["hold_201"] >= plan.bookings * 0.9, "most holds went through"
@@ -36,6 +41,12 @@ def test_no_lost_message_no_duplicate_effect_under_chaos(stack: Stack) -> None:
     assert report.expired_not_announced_once == 0, "each expired hold released exactly once"
     assert report.expired_still_holding_seats == 0
     assert report.seats_sold_twice == 0
+    assert report.money_without_ticket_or_refund == 0, "every capture is a ticket or refunded"
+    assert report.refunds_pending_at_end == 0, "every refund owed was made"
+    assert report.refund_faults_fired > 0, "the provider failed some refunds' first call"
+    assert report.refunds_failed_then_settled > 0, "refunds that failed were settled later"
+    assert report.provider_captures_kept_without_ticket == 0, "the provider kept no money"
+    assert report.provider_payments_refunded_twice == 0, "no payment was refunded twice"
     assert report.sold_seats_not_owned_by_a_confirmed_booking == 0
     assert report.client["steal_201"] == 0, "a paid seat was held by someone else"
     assert report.poisoned_not_dead_lettered == 0, "every poisoned message is a dead letter"

@@ -33,12 +33,11 @@ class System:
 def system(stack: Stack) -> Iterator[System]:
     smtp = SmtpServer().start()
     port = free_port()
-    env = stack.env(
-        BOXOFFICE_API_PORT=str(port),
+    env = stack.system_env(
+        port,
+        smtp.port,
         BOXOFFICE_HOLD_TTL_SECONDS=str(HOLD_TTL_SECONDS),
         BOXOFFICE_REAPER_SWEEP_INTERVAL_SECONDS="0.25",
-        BOXOFFICE_SMTP_HOST="127.0.0.1",
-        BOXOFFICE_SMTP_PORT=str(smtp.port),
     )
     logs = stack.var / "e2e-logs"
     processes = {

@@ -115,7 +115,11 @@ KEDA: Values = {
     "reaper": {"keda": {"enabled": True}},
 }
 
-TRY_IT_OUT: Values = {"postgresql": {"enabled": True}, "redis": {"enabled": True}}
+TRY_IT_OUT: Values = {
+    # A given password: a generated one would change with every `helm template`.
+    "postgresql": {"enabled": True, "auth": {"password": "try-it-out-Zoë"}},
+    "redis": {"enabled": True},
+}
 
 VALUE_SETS: dict[str, Values] = {
     "defaults": {},

@@ -1,13 +1,19 @@
 """Write the JSON schemas of the CRD objects the chart renders into tests/helm/schemas/.
 
 The schemas come from the cloudcoil model packages (pydantic models generated from the
-Prometheus Operator and KEDA CRDs), pinned in tests/helm/tools. Like kubernetes-validate's
---strict, every object that lists its properties rejects any other key. Run `make helm-schemas`.
+Prometheus Operator and KEDA CRDs), pinned in tests/helm/tools, and, for the Gateway API's
+HTTPRoute, from the npm package @kubernetes-models/gateway-api (its JSON schema, generated from
+the Gateway API CRDs), fetched with `npm pack`. Like kubernetes-validate's --strict, every object
+that lists its properties rejects any other key. Run `make helm-schemas`.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +53,39 @@ def schema_of(api_version: str, kind: str, model: Any) -> dict[str, Any]:
     return schema
 
 
+GATEWAY_API_MODELS = "@kubernetes-models/gateway-api@0.5.1"
+
+
+def httproute_schema() -> dict[str, Any]:
+    """gateway.networking.k8s.io/v1 HTTPRoute, from the schema literal in the npm package."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["npm", "pack", GATEWAY_API_MODELS, "--silent"], cwd=tmp, check=True)
+        archive = next(Path(tmp).glob("*.tgz"))
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("package/gateway.networking.k8s.io/v1/HTTPRoute.js")
+            assert member is not None
+            source = member.read().decode()
+    literal = re.search(r"const schema = (\{.*?\n\});\n", source, re.DOTALL)
+    assert literal, "no schema literal in HTTPRoute.js"
+    schema: dict[str, Any] = strict(json.loads(literal.group(1)))
+    schema["properties"]["metadata"] = {"type": "object"}  # ObjectMeta: kubernetes-validate's job
+    schema["properties"]["apiVersion"] = {"const": "gateway.networking.k8s.io/v1"}
+    schema["properties"]["kind"] = {"const": "HTTPRoute"}
+    schema["required"] = sorted({*schema["required"], "metadata"})
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["properties"].pop("status", None)
+    return schema
+
+
 def main() -> None:
     SCHEMAS.mkdir(exist_ok=True)
-    for kind, (api_version, model) in KINDS.items():
+    schemas = {
+        kind: schema_of(api_version, kind, model) for kind, (api_version, model) in KINDS.items()
+    }
+    schemas["HTTPRoute"] = httproute_schema()
+    for kind, schema in schemas.items():
         path = SCHEMAS / f"{kind.lower()}.json"
-        path.write_text(json.dumps(schema_of(api_version, kind, model), indent=1) + "\n")
+        path.write_text(json.dumps(schema, indent=1) + "\n")
         print(f"wrote {path}")
 
 

@@ -154,8 +154,21 @@ def test_production_accepts_no_payment_provider_by_default() -> None:
 
 
 def test_the_test_provider_is_on_only_when_asked_and_the_notes_warn() -> None:
-    rendered = render(merge(CONNECTIONS, {"payments": {"testProviderEnabled": True}}))
+    with pytest.raises(helm.HelmError, match=r"needs payments\.testWebhookSecret"):
+        render(merge(CONNECTIONS, {"payments": {"testProviderEnabled": True}}))
+    existing = {
+        "payments": {"testProviderEnabled": True, "testWebhookExistingSecret": "test-webhook"},
+        "flower": {"enabled": True, "basicAuth": {"existingSecret": "flower"}},
+    }
+    for deployment in render(merge(CONNECTIONS, existing)).of_kind("Deployment"):
+        env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+        # Every service process checks it at start-up.
+        ref = env["BOXOFFICE_TEST_WEBHOOK_SECRET"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "test-webhook", "key": "TEST_WEBHOOK_SECRET"}
+    enabled = {"testProviderEnabled": True, "testWebhookSecret": "whsec-Zoë-" + "x" * 24}
+    rendered = render(merge(CONNECTIONS, {"payments": enabled}))
     settings = settings_from(rendered, "booking")
+    assert settings.test_webhook_secret.get_secret_value() == "whsec-Zoë-" + "x" * 24
     assert settings.test_payments_enabled is True
     assert provider_names(settings) == ["test"]
     assert "payments.testProviderEnabled is on in production" in rendered.notes
@@ -164,7 +177,7 @@ def test_the_test_provider_is_on_only_when_asked_and_the_notes_warn() -> None:
             CONNECTIONS,
             {"payments": {"testProviderEnabled": True}, "config": {"environment": "development"}},
         )
-    )
+    )  # outside production the public default is accepted
     assert "testProviderEnabled" not in staging.notes
 
 

@@ -128,11 +128,13 @@ def test_scheduler_has_its_lease_rbac_and_identity() -> None:
     role = rendered.get("Role", scheduler)
     assert role["metadata"]["namespace"] == "boxoffice"
     assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "verbs": ["get", "create", "update"],
-        }
+            "resourceNames": [scheduler],  # its own Lease, no other
+            "verbs": ["get", "update"],
+        },
     ]
     binding = rendered.get("RoleBinding", scheduler)
     assert binding["roleRef"] == {

@@ -122,3 +122,21 @@ def test_network_policies_can_be_turned_off() -> None:
     assert rendered.of_kind("NetworkPolicy") == []
     # The evaluator is not vacuous: without policies, the API could reach any SMTP server.
     assert can_connect(rendered, labels(rendered, "booking"), OUTSIDE, SMTP)
+
+
+def test_behind_pgbouncer_the_app_reaches_only_pgbouncer_which_reaches_postgresql() -> None:
+    rendered = render(merge(VALUE_SETS["in-chart-datastores"], {"pgbouncer": {"enabled": True}}))
+    pgbouncer = rendered.get("Deployment", name("pgbouncer"))
+    pg = rendered.get("StatefulSet", name("postgresql"))
+    bouncer = labels(rendered, "pgbouncer")
+    for component in ["booking", "relay", "notifier-email", "notifier-sms", "reaper"]:
+        app = labels(rendered, component)
+        assert can_connect(rendered, app, bouncer, 6432, pgbouncer), component
+        assert not can_connect(rendered, app, labels(rendered, "postgresql"), POSTGRES, pg)
+    assert can_connect(rendered, bouncer, labels(rendered, "postgresql"), POSTGRES, pg)
+    # The migration Job runs DDL on PostgreSQL itself.
+    migrations = {**bouncer, "app.kubernetes.io/component": "migrations"}
+    assert can_connect(rendered, migrations, labels(rendered, "postgresql"), POSTGRES, pg)
+    stranger = {"app.kubernetes.io/name": "something-else", "app.kubernetes.io/instance": "x"}
+    assert not can_connect(rendered, stranger, bouncer, 6432, pgbouncer)
+    assert can_connect(rendered, OUTSIDE, bouncer, 9127, pgbouncer)  # the exporter, for Prometheus

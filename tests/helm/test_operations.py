@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from tests.helm.chart import (
     CHART,
     CONNECTIONS,
     FULLNAME,
+    NAMESPACE,
     VALUE_SETS,
     env_of,
     merge,
@@ -34,9 +36,11 @@ def test_keda_scales_workers_on_queued_plus_running_tasks() -> None:
         trigger = scaled["spec"]["triggers"][0]
         assert trigger["type"] == "prometheus"
         query = trigger["metadata"]["query"]
-        assert f'celery_queue_length{{queue_name="{queue}"' in query  # queued
-        assert f'celery_task_started_total{{queue_name="{queue}"' in query  # running = started
-        assert f'celery_task_succeeded_total{{queue_name="{queue}"' in query  # - finished
+        selector = f'job="boxoffice",namespace="{NAMESPACE}",queue_name="{queue}"'
+        assert f"celery_queue_length{{{selector}}}" in query  # queued
+        for counter in ("started", "succeeded", "failed", "retried", "ignored", "rejected"):
+            assert f"celery_task_{counter}_total{{{selector}" in query  # running = started - ended
+        # tests/observability/test_keda_query.py evaluates the query with promtool.
         assert trigger["metadata"]["threshold"] == concurrency  # the worker's pool size
         # KEDA owns the replica count: the Deployment leaves it alone, no HPA competes.
         assert "replicas" not in rendered.get("Deployment", name(component))["spec"]
@@ -144,7 +148,9 @@ def test_in_chart_redis_never_evicts() -> None:
         rendered.get("Deployment", name("booking"))["spec"]["template"]["spec"]["containers"][0]
     )
     assert env["REDIS_URL"]["value"] == f"redis://{name('redis')}:6379/0"
-    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == f"{FULLNAME}-secrets"
+    assert env["BOXOFFICE_DATABASE_HOST"]["value"] == name("postgresql")
+    password = env["BOXOFFICE_DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert password == {"name": f"{FULLNAME}-secrets", "key": "POSTGRES_PASSWORD"}
 
 
 def test_notes_say_how_to_reach_the_api() -> None:
@@ -216,14 +222,96 @@ def test_the_chart_renders_without_the_monitoring_files(tmp_path: Path) -> None:
     assert rendered.get("PodMonitor", name("workers"))
 
 
-def test_in_chart_postgresql_password_is_generated_once_and_used_everywhere() -> None:
-    rendered = render(VALUE_SETS["in-chart-datastores"])
-    data = rendered.get("Secret", f"{FULLNAME}-secrets")["data"]
-    password = base64.b64decode(data["POSTGRES_PASSWORD"]).decode()
-    url = base64.b64decode(data["DATABASE_URL"]).decode()
-    assert len(password) == 32
-    assert url == f"postgresql://boxoffice:{password}@{name('postgresql')}:5432/boxoffice"
-    # The pods' checksum is of that same Secret: one render, one password.
-    pod = rendered.get("StatefulSet", name("postgresql"))["spec"]["template"]["metadata"]
-    api = rendered.get("Deployment", name("booking"))["spec"]["template"]["metadata"]
-    assert pod["annotations"]["checksum/secret"] == api["annotations"]["checksum/secret"]
+def test_in_chart_postgresql_password_is_the_given_one_on_every_render() -> None:
+    """A GitOps tool renders with `helm template` each time: the password must not move."""
+    renders = [render_chart(CHART, VALUE_SETS["in-chart-datastores"]) for _ in range(2)]
+    secrets = [r.get("Secret", f"{FULLNAME}-secrets")["data"] for r in renders]
+    assert secrets[0] == secrets[1]
+    assert base64.b64decode(secrets[0]["POSTGRES_PASSWORD"]).decode() == "try-it-out-Zoë"
+    rendered = renders[0]
+    pg = rendered.get("StatefulSet", name("postgresql"))["spec"]["template"]
+    ref = env_of(pg["spec"]["containers"][0])["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    api = rendered.get("Deployment", name("booking"))["spec"]["template"]
+    assert env_of(api["spec"]["containers"][0])["BOXOFFICE_DATABASE_PASSWORD"]["valueFrom"] == {
+        "secretKeyRef": ref
+    }
+    # The pods' checksum is of that same Secret.
+    assert (
+        pg["metadata"]["annotations"]["checksum/secret"]
+        == (api["metadata"]["annotations"]["checksum/secret"])
+    )
+
+
+def test_in_chart_postgresql_without_a_password_is_refused() -> None:
+    with pytest.raises(
+        helm.HelmError,
+        match=re.escape("postgresql.auth.password, or postgresql.auth.existingSecret"),
+    ):
+        render({"postgresql": {"enabled": True}, "redis": {"enabled": True}})
+
+
+def test_in_chart_postgresql_takes_its_password_from_an_existing_secret() -> None:
+    values = {
+        "postgresql": {
+            "enabled": True,
+            "auth": {"existingSecret": "pg", "existingSecretPasswordKey": "pw"},
+        },
+        "redis": {"enabled": True},
+    }
+    rendered = render(values)
+    assert rendered.find("Secret", f"{FULLNAME}-secrets") is None
+    api = rendered.get("Deployment", name("booking"))["spec"]["template"]["spec"]["containers"][0]
+    ref = env_of(api)["BOXOFFICE_DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "pg", "key": "pw"}
+
+
+def test_scrape_settings_and_the_runbook_base_reach_the_monitoring_objects() -> None:
+    """What an SRE sets under monitoring.* is what the operator and Alertmanager get."""
+    drop = {"action": "drop", "sourceLabels": ["__name__"], "regex": "python_gc_.*"}
+    team = {"action": "replace", "targetLabel": "team", "replacement": "tickets-ñ"}
+    rendered = render(
+        merge(
+            VALUE_SETS["all-features"],
+            {
+                "monitoring": {
+                    "serviceMonitor": {
+                        "scrapeTimeout": "7s",
+                        "relabelings": [team],
+                        "metricRelabelings": [drop],
+                    },
+                    "podMonitor": {
+                        "scrapeTimeout": "8s",
+                        "relabelings": [team],
+                        "metricRelabelings": [drop],
+                    },
+                    "prometheusRule": {
+                        "runbookBaseUrl": "https://git.example.com/boxoffice/-/blob/main/docs/runbooks/"
+                    },
+                }
+            },
+        )
+    )
+    endpoints = [
+        *rendered.get("ServiceMonitor", name("booking"))["spec"]["endpoints"],
+        *rendered.get("PodMonitor", name("workers"))["spec"]["podMetricsEndpoints"],
+    ]
+    assert sorted(e["scrapeTimeout"] for e in endpoints) == ["7s", "8s"]
+    for endpoint in endpoints:
+        # The chart's own `component` relabeling stays first; the extra ones follow it.
+        targets = [r.get("targetLabel") for r in endpoint["relabelings"]]
+        assert targets[0] == "component"
+        assert endpoint["relabelings"][-1] == team
+        assert endpoint["metricRelabelings"] == [drop]
+    urls = [
+        r["annotations"]["runbook_url"]
+        for g in rendered.get("PrometheusRule", name("monitoring"))["spec"]["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    ]
+    assert urls
+    assert all(
+        u.startswith("https://git.example.com/boxoffice/-/blob/main/docs/runbooks/Boxoffice")
+        for u in urls
+    )
+    for obj in rendered.objects:
+        validate(obj)

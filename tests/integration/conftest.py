@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.catalog import showtime_body
 from tests.support.razorpay_server import KEY_ID, KEY_SECRET, WEBHOOK_SECRET, FakeRazorpay
 from tests.support.stack import API_KEY, Stack
 
@@ -31,6 +32,7 @@ def app_env(stack: Stack, razorpay: FakeRazorpay) -> Iterator[None]:
         "BOXOFFICE_RAZORPAY_BASE_URL": razorpay.base_url,
         "BOXOFFICE_CANCEL_CUTOFF_MINUTES": "60",
         "BOXOFFICE_RATE_LIMIT_REQUESTS": "100000",
+        "BOXOFFICE_AUTH_FAILURE_LIMIT": "0",
     }
     saved = {name: os.environ.get(name) for name in overrides}
     os.environ.update(overrides)
@@ -99,15 +101,7 @@ def make_catalog(
     starts = datetime.now(UTC) + starts_in
     prices = {"standard": 20000, "premium": 35000} if rows >= 3 else {"standard": 20000}
     showtime = post(
-        client,
-        "/v1/showtimes",
-        {
-            "screen_id": screen["id"],
-            "film_title": "Integration Film",
-            "starts_at": starts.isoformat(),
-            "ends_at": (starts + timedelta(hours=2)).isoformat(),
-            "prices": prices,
-        },
+        client, "/v1/showtimes", showtime_body(screen["id"], "Integration Film", starts, prices)
     )
     return {"venue": venue, "screen": screen, "showtime": showtime}
 

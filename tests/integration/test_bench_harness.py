@@ -122,3 +122,20 @@ def test_mailbox_times_each_email_by_the_booking_it_mentions() -> None:
         assert before <= arrivals["K7PQ2M9X"] <= time.time()
     finally:
         mailbox.stop()
+
+
+def test_every_service_accepts_the_bench_settings(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bench runs the services as production does; a new guard on production settings
+    must leave the bench's own settings valid (it once refused test payments' secret)."""
+    from boxoffice_settings.settings import Settings
+
+    from bench.config import SERVICE_ENV
+
+    for name, value in stack.env(**SERVICE_ENV).items():
+        if name.startswith(("BOXOFFICE_", "DATABASE_URL", "REDIS_URL")):
+            monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.env == "production"
+    assert settings.test_payments_enabled

@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import Booking, OutboxEvent, Payment, ShowtimeSeat
 from fastapi.testclient import TestClient
@@ -214,7 +215,7 @@ def test_an_unknown_provider_is_a_422(client: TestClient) -> None:
 def test_a_pending_test_payment_settles_by_signed_webhook(client: TestClient) -> None:
     import json
 
-    from boxoffice_payments.test_provider import TestPaymentProvider
+    from boxoffice_payments.local_provider import LocalPaymentProvider
 
     showtime = make_catalog(client)["showtime"]
     booking = hold(client, showtime["id"], ["A4"]).json()
@@ -227,9 +228,30 @@ def test_a_pending_test_payment_settles_by_signed_webhook(client: TestClient) ->
             "payment_id": "test_pay_1",
         }
     ).encode()
-    signature = TestPaymentProvider().sign(body)
+    signature = LocalPaymentProvider().sign(body)
     response = client.post(
         "/v1/payments/webhooks/test", content=body, headers={"X-Test-Signature": signature}
     )
     assert response.json() == {"status": "processed"}
     assert client.get(f"/v1/bookings/{booking['id']}").json()["status"] == "CONFIRMED"
+
+
+def test_an_internationalised_address_is_accepted_or_refused_with_a_clear_422(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never accepted and then lost: with SMTPUTF8 the notifier delivers `josé@exämple.com`;
+    without it, the API says so at once."""
+    from boxoffice_settings import get_settings
+
+    showtime = make_catalog(client)["showtime"]["id"]
+    accepted = hold(client, showtime, ["A2"], "josé@exämple.com")
+    assert accepted.status_code == 201, accepted.text
+    assert hold(client, showtime, ["A3"], "zoe@exämple.com").status_code == 201
+
+    monkeypatch.setattr(get_settings(), "smtp_smtputf8", False)
+    refused = hold(client, showtime, ["A4"], "josé@exämple.com")
+    assert refused.status_code == 422
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "non-ASCII characters before the @" in refused.text
+    # A non-ASCII domain needs no SMTPUTF8 (it goes out in IDNA form): still accepted.
+    assert hold(client, showtime, ["A4"], "zoe@exämple.com").status_code == 201

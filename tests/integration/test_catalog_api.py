@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 
 from tests.integration.conftest import make_catalog, post
+from tests.support.catalog import showtime_body
 
 
 def test_screen_seat_map_lists_rows_categories_and_flags(client: TestClient) -> None:
@@ -42,13 +43,7 @@ def test_two_showtimes_overlapping_on_one_screen_are_refused_by_the_database(
     made = make_catalog(client)
     first = made["showtime"]
     starts = datetime.fromisoformat(first["starts_at"]) + timedelta(minutes=90)
-    body = {
-        "screen_id": made["screen"]["id"],
-        "film_title": "Overlap",
-        "starts_at": starts.isoformat(),
-        "ends_at": (starts + timedelta(hours=2)).isoformat(),
-        "prices": {"standard": 1, "premium": 2},
-    }
+    body = showtime_body(made["screen"]["id"], "Overlap", starts, {"standard": 1, "premium": 2})
     response = client.post("/v1/showtimes", json=body)
     assert response.status_code == 409, response.text
     assert response.json()["type"].endswith("/showtime-overlap")
@@ -61,16 +56,10 @@ def test_two_showtimes_overlapping_on_one_screen_are_refused_by_the_database(
 def test_showtime_needs_a_price_for_every_seat_category(client: TestClient) -> None:
     made = make_catalog(client)
     starts = datetime.now(UTC) + timedelta(days=10)
-    response = client.post(
-        "/v1/showtimes",
-        json={
-            "screen_id": made["screen"]["id"],
-            "film_title": "Unpriced",
-            "starts_at": starts.isoformat(),
-            "ends_at": (starts + timedelta(hours=1)).isoformat(),
-            "prices": {"standard": 100, "gold": 5},
-        },
+    body = showtime_body(
+        made["screen"]["id"], "Unpriced", starts, {"standard": 100, "gold": 5}, timedelta(hours=1)
     )
+    response = client.post("/v1/showtimes", json=body)
     assert response.status_code == 422
     problem = response.json()
     assert problem["unpriced_categories"] == ["premium"]
@@ -122,3 +111,16 @@ def test_unknown_time_zone_is_rejected_with_a_clear_message(client: TestClient) 
     response = client.post("/v1/venues", json={"name": "X", "timezone": "Mars/Olympus"})
     assert response.status_code == 422
     assert "unknown IANA time zone" in response.json()["detail"]
+
+
+def test_the_demo_seed_is_made_once_and_found_again(client: TestClient) -> None:
+    from boxoffice_booking.seed import seed_demo
+    from boxoffice_db.engine import session_scope
+
+    with session_scope() as session:
+        first = seed_demo(session)
+    with session_scope() as session:
+        assert seed_demo(session) == first
+    seat_map = client.get(f"/v1/showtimes/{first}/seats")
+    assert seat_map.status_code == 200
+    assert len(seat_map.json()["seats"]) == 8 * 12

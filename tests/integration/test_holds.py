@@ -7,14 +7,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from boxoffice_booking import holds
-from boxoffice_booking.problems import InvalidSeats, SeatsUnavailable
+from boxoffice_bookings.cancellation import cancel_booking
+from boxoffice_bookings.errors import InvalidSeats, SeatsUnavailable
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import Booking, BookingStatus, OutboxEvent, SeatState, ShowtimeSeat
-from boxoffice_reaper.expiry import expire_batch
 from sqlalchemy import func, select, update
 
-from tests.support.catalog import make_showtime
+from tests.support import catalog
+from tests.support.catalog import assert_sweep_expires_lapsed_hold, make_showtime
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -26,8 +26,7 @@ def showtime_id(stack: Stack) -> uuid.UUID:
 
 
 def hold(showtime_id: uuid.UUID, seats: list[str], ttl: int = 600) -> Booking:
-    with session_scope() as session:
-        return holds.hold_seats(session, showtime_id, seats, "a@example.com", None, ttl, 10)
+    return catalog.hold(showtime_id, seats, "a@example.com", ttl_seconds=ttl)
 
 
 def test_second_hold_on_same_seat_is_rejected_naming_the_seat(showtime_id: uuid.UUID) -> None:
@@ -92,40 +91,50 @@ def test_lapsed_hold_does_not_block_its_seats_before_the_reaper_runs(
         )
     second = hold(showtime_id, ["A3"])
     assert second.status is BookingStatus.PENDING
-    with session_scope() as session:
-        # The reaper later expires the first booking without touching the new owner's seat.
-        expire_batch(session, 100)
-    with session_scope() as session:
-        seat = session.get(ShowtimeSeat, (showtime_id, "A3"))
-        assert seat is not None
-        assert seat.booking_id == second.id
-        first_now = session.get(Booking, first.id)
-        assert first_now is not None
-        assert first_now.status is BookingStatus.EXPIRED
+    # The reaper later expires the first booking without touching the new owner's seat.
+    assert_sweep_expires_lapsed_hold(showtime_id, "A3", lapsed=first.id, holder=second.id)
 
 
-def test_hold_and_its_event_commit_together(showtime_id: uuid.UUID) -> None:
+def outbox_event_types(booking_id: uuid.UUID) -> list[str]:
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(OutboxEvent.event_type)
+                .where(OutboxEvent.aggregate_id == booking_id)
+                .order_by(OutboxEvent.id)
+            )
+        )
+
+
+def booking_status(booking_id: uuid.UUID) -> BookingStatus:
+    with session_scope() as session:
+        status = session.scalar(select(Booking.status).where(Booking.id == booking_id))
+    assert status is not None
+    return status
+
+
+def cancel_then_fail(booking_id: uuid.UUID) -> None:
+    with session_scope() as session:
+        cancel_booking(session, booking_id, cutoff_minutes=60)
+        raise RuntimeError("the transaction fails after the change")
+
+
+def test_a_change_and_its_event_commit_together_or_not_at_all(showtime_id: uuid.UUID) -> None:
     booking = hold(showtime_id, ["A4"])
+    # A hold announces nothing (nobody consumes it): only the booking's outcome is an event.
+    assert outbox_event_types(booking.id) == []
+    with pytest.raises(RuntimeError, match="after the change"):
+        cancel_then_fail(booking.id)
+    # Rolled back: neither the cancellation nor its event.
+    assert booking_status(booking.id) is BookingStatus.PENDING
+    assert outbox_event_types(booking.id) == []
     with session_scope() as session:
-        events = session.scalars(
-            select(OutboxEvent.event_type).where(OutboxEvent.aggregate_id == booking.id)
-        ).all()
-    assert events == ["hold.created"]
-    with pytest.raises(InvalidSeats), session_scope() as session:
-        holds.hold_seats(session, showtime_id, ["A5", "Z9"], "a@example.com", None, 600, 10)
+        cancel_booking(session, booking.id, cutoff_minutes=60)
+    assert booking_status(booking.id) is BookingStatus.CANCELLED
+    assert outbox_event_types(booking.id) == ["booking.cancelled"]
+    with pytest.raises(InvalidSeats):
+        hold(showtime_id, ["A5", "Z9"])
     with session_scope() as session:
-        # The rejected request left neither a booking nor an event behind.
+        # The rejected hold left no booking behind.
         bookings = session.scalars(select(Booking.id).where(Booking.showtime_id == showtime_id))
         assert list(bookings) == [booking.id]
-        assert (
-            session.scalar(
-                select(func.count())
-                .select_from(OutboxEvent)
-                .where(
-                    OutboxEvent.aggregate_id.in_(
-                        select(Booking.id).where(Booking.showtime_id == showtime_id)
-                    )
-                )
-            )
-            == 1
-        )

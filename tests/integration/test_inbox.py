@@ -1,4 +1,5 @@
-"""Consumer idempotency on real PostgreSQL and Redis: one side effect per (event, channel)."""
+"""Consumer idempotency on real PostgreSQL and Redis: one side effect per (event, channel),
+through the notifier's own `deliver` (what every notification task calls)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import uuid
 import pytest
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import Delivery
-from boxoffice_messaging.inbox import SentMarks, default_marks, send_once
-from redis import Redis
+from boxoffice_messaging.inbox import SentMarks, default_marks
+from boxoffice_messaging.redis_client import redis_client
+from boxoffice_notifier.deliveries import DeliveryKey, Outcome, Send, deliver
+from boxoffice_notifier.errors import TransientDeliveryError
 
 from tests.support.stack import Stack
 
@@ -22,25 +25,36 @@ def delivery_status(event_id: uuid.UUID) -> str | None:
         return row.status if row else None
 
 
+def key() -> DeliveryKey:
+    return DeliveryKey(uuid.uuid4(), "email", "booking_confirmed")
+
+
+def counting(sends: list[int]) -> Send:
+    def send() -> None:
+        sends.append(1)
+
+    return send
+
+
 def test_a_redelivered_event_sends_nothing_twice(stack: Stack) -> None:
-    event_id = uuid.uuid4()
+    delivery = key()
     sends: list[int] = []
-    assert send_once(event_id, "email", lambda: sends.append(1)) is True
-    assert send_once(event_id, "email", lambda: sends.append(1)) is False
+    assert deliver(delivery, lambda _: counting(sends)) is Outcome.SENT
+    assert deliver(delivery, lambda _: counting(sends)) is Outcome.ALREADY_DONE
     assert sends == [1]
-    assert delivery_status(event_id) == "sent"
+    assert delivery_status(delivery.event_id) == "sent"
 
 
 def test_concurrent_deliveries_of_one_event_send_once(stack: Stack) -> None:
-    event_id = uuid.uuid4()
+    delivery = key()
     sends: list[int] = []
     barrier = threading.Barrier(6)
 
-    def deliver() -> None:
+    def run() -> None:
         barrier.wait()
-        send_once(event_id, "email", lambda: sends.append(1))
+        deliver(delivery, lambda _: counting(sends))
 
-    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    threads = [threading.Thread(target=run) for _ in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -50,33 +64,35 @@ def test_concurrent_deliveries_of_one_event_send_once(stack: Stack) -> None:
 
 def test_a_send_whose_record_was_lost_is_not_repeated(stack: Stack) -> None:
     # The worker sent, marked it in Redis, and died before PostgreSQL recorded it.
-    event_id = uuid.uuid4()
-    default_marks().mark(event_id, "email")
+    delivery = key()
+    default_marks().mark(delivery.event_id, "email")
     sends: list[int] = []
-    assert send_once(event_id, "email", lambda: sends.append(1)) is False
+    assert deliver(delivery, lambda _: counting(sends)) is Outcome.ALREADY_DONE
     assert sends == []
-    assert delivery_status(event_id) == "sent", "the lost record is written now"
+    assert delivery_status(delivery.event_id) == "sent", "the lost record is written now"
 
 
-def test_a_failed_send_is_neither_marked_nor_recorded(stack: Stack) -> None:
-    event_id = uuid.uuid4()
+def test_a_failed_send_is_neither_marked_nor_recorded_as_sent(stack: Stack) -> None:
+    delivery = key()
 
     def refuse() -> None:
-        raise ConnectionRefusedError("smtp down")
+        raise TransientDeliveryError("smtp down")
 
-    with pytest.raises(ConnectionRefusedError):
-        send_once(event_id, "email", refuse)
-    assert not default_marks().is_marked(event_id, "email")
-    assert delivery_status(event_id) != "sent"
+    with pytest.raises(TransientDeliveryError):
+        deliver(delivery, lambda _: refuse)
+    assert not default_marks().is_marked(delivery.event_id, "email")
+    assert delivery_status(delivery.event_id) == "retrying"
     sends: list[int] = []
-    assert send_once(event_id, "email", lambda: sends.append(1)) is True
+    assert deliver(delivery, lambda _: counting(sends)) is Outcome.SENT
     assert sends == [1]
 
 
 def test_without_redis_the_delivery_row_alone_decides(stack: Stack) -> None:
-    unreachable = SentMarks(Redis(port=1, socket_connect_timeout=0.2, socket_timeout=0.2))
-    event_id = uuid.uuid4()
+    unreachable = SentMarks(
+        redis_client("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, socket_timeout=0.2)
+    )
+    delivery = key()
     sends: list[int] = []
-    assert send_once(event_id, "email", lambda: sends.append(1), marks=unreachable) is True
-    assert send_once(event_id, "email", lambda: sends.append(1), marks=unreachable) is False
+    assert deliver(delivery, lambda _: counting(sends), marks=unreachable) is Outcome.SENT
+    assert deliver(delivery, lambda _: counting(sends), marks=unreachable) is Outcome.ALREADY_DONE
     assert sends == [1]

@@ -18,9 +18,10 @@ from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.outbox import add_event, outbox_backlog, publish_pending, task_id_for
 from boxoffice_messaging.queues import queue_lengths
 from boxoffice_messaging.redelivery import redeliver_lost
-from boxoffice_messaging.routes import EVENT_ROUTES, QUEUE_EMAIL
+from boxoffice_messaging.redis_client import redis_client
+from boxoffice_messaging.routes import EVENT_ROUTES, QUEUE_EMAIL, QUEUE_SMS
+from boxoffice_messaging.status_writer import StatusChange, write_changes
 from boxoffice_settings import get_settings
-from redis import Redis
 from sqlalchemy import func, select, update
 
 from tests.support.processes import wait_until
@@ -66,7 +67,8 @@ def published(event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
 def test_a_second_relay_skips_locked_rows_and_keeps_each_aggregates_order(
     clean_outbox: None,
 ) -> None:
-    # "hold.created" has no consumer, so nothing lands in the shared Redis.
+    # "hold.created" is routed to no task (holds no longer write it; a row written before is
+    # marked published and sent nowhere), so nothing lands in the shared Redis.
     app = create_celery_app("test-relay", get_settings())
     a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     a1, b1 = stage("hold.created", a), stage("hold.created", b)
@@ -133,7 +135,7 @@ def test_relay_waits_out_a_redis_outage_and_loses_nothing(stack: Stack, clean_ou
         assert published(events) == set(), "published while Redis was down?"
         redis.start()
         wait_until(lambda: published(events) == set(events), 30, "the relay to catch up")
-        with Redis.from_url(redis.url) as client:
+        with redis_client(redis.url) as client:
             # At least once: every event is in the queue (a retried batch may add copies).
             assert queue_lengths(client, (QUEUE_EMAIL,))[QUEUE_EMAIL] >= len(events)
         with session_scope() as session:
@@ -172,7 +174,7 @@ def test_a_delivery_lost_in_redis_is_sent_again_once_its_queue_is_empty(
         "test-relay", get_settings().model_copy(update={"redis_url": redis.url})
     )
     try:
-        client = Redis.from_url(redis.url)
+        client = redis_client(redis.url)
         event_id = stage("booking.confirmed", uuid.uuid4())
         with session_scope() as session:
             publish_pending(session, app, batch_size=100)
@@ -209,6 +211,57 @@ def test_a_delivery_lost_in_redis_is_sent_again_once_its_queue_is_empty(
         redis.stop()
 
 
+def test_a_lost_delivery_is_re_sent_behind_a_backlog_in_another_queue(
+    stack: Stack, clean_outbox: None
+) -> None:
+    """Rows waiting in a queue with a backlog cannot be re-sent, so they must not fill the
+    check's limit: `make chaos` on Sentinel lost 468 emails in a failover's split brain and
+    re-sent 52, the rest starved behind the SMS deliveries (no SMS worker ran) older than them.
+    """
+    redis = RedisServer(stack.var / "redelivery-backlog-redis").start()
+    app = create_celery_app(
+        "test-relay", get_settings().model_copy(update={"redis_url": redis.url})
+    )
+    try:
+        client = redis_client(redis.url)
+        earlier = [stage("booking.confirmed", uuid.uuid4()) for _ in range(5)]
+        lost = stage("booking.confirmed", uuid.uuid4())
+        with session_scope() as session:
+            publish_pending(session, app, batch_size=100)
+        email, sms = EVENT_ROUTES["booking.confirmed"]
+        assert (email.queue, sms.queue) == (QUEUE_EMAIL, QUEUE_SMS)
+        with session_scope() as session:
+            # The earlier emails went out; their SMS wait in a queue nobody drains yet.
+            session.execute(
+                update(TaskRecord)
+                .where(TaskRecord.id.in_([task_id_for(e, email) for e in earlier]))
+                .values(status=TaskStatus.SUCCESS)
+            )
+            mine = [task_id_for(e, route) for e in [*earlier, lost] for route in (email, sms)]
+            session.execute(
+                update(TaskRecord)
+                .where(TaskRecord.id.in_(mine))
+                .values(
+                    created_at=func.now() - timedelta(minutes=10),
+                    updated_at=func.now() - timedelta(minutes=10),
+                )
+            )
+            session.execute(
+                update(TaskRecord)
+                .where(TaskRecord.id == task_id_for(lost, email))
+                .values(created_at=func.now() - timedelta(minutes=9))
+            )
+        client.delete(QUEUE_EMAIL)  # the last email was lost in Redis
+        assert queue_lengths(client, (QUEUE_SMS,))[QUEUE_SMS] == 6
+        with session_scope() as session:
+            # A limit the SMS rows alone would fill.
+            assert redeliver_lost(session, app, client, timedelta(minutes=5), limit=5) == 1
+        [raw] = client.lrange(QUEUE_EMAIL, 0, -1)
+        assert json.loads(raw)["headers"]["id"] == task_id_for(lost, email)
+    finally:
+        redis.stop()
+
+
 def test_a_published_task_shows_ids_not_its_payload(stack: Stack, clean_outbox: None) -> None:
     """Events, Flower and worker logs show a task's argsrepr: the event's ids and type only."""
     redis = RedisServer(stack.var / "argsrepr-redis").start()
@@ -228,12 +281,49 @@ def test_a_published_task_shows_ids_not_its_payload(stack: Stack, clean_outbox: 
             add_event(session, envelope)
         with session_scope() as session:
             publish_pending(session, app, batch_size=100)
-        [raw] = Redis.from_url(redis.url).lrange(QUEUE_EMAIL, 0, -1)
+        [raw] = redis_client(redis.url).lrange(QUEUE_EMAIL, 0, -1)
         headers = json.loads(raw)["headers"]
         assert envelope.event_id in headers["argsrepr"]
         assert "booking.confirmed" in headers["argsrepr"]
         assert "Q7" not in headers["argsrepr"]
         assert "98765" not in headers["argsrepr"]
         assert headers["kwargsrepr"] == "{}"
+    finally:
+        redis.stop()
+
+
+def test_the_relay_records_each_tasks_booking_even_after_a_worker_wrote_the_row(
+    stack: Stack, clean_outbox: None
+) -> None:
+    """A task's booking decides who may read its status (GET /v1/tasks/{id}). A worker can
+    start a task before the relay's transaction commits: its row, written first, still gets
+    the booking."""
+    redis = RedisServer(stack.var / "task-booking-redis").start()
+    app = create_celery_app(
+        "test-relay", get_settings().model_copy(update={"redis_url": redis.url})
+    )
+    try:
+        first, second = uuid.uuid4(), uuid.uuid4()
+        email, sms = EVENT_ROUTES["booking.confirmed"]
+        event = stage("booking.confirmed", first)
+        started = task_id_for(event, email)
+        write_changes([StatusChange(started, email.task, {"status": TaskStatus.STARTED})])
+        stage("booking.confirmed", second)
+        with session_scope() as session:
+            publish_pending(session, app, batch_size=100)
+        with session_scope() as session:
+            rows = dict(
+                session.execute(
+                    select(TaskRecord.id, TaskRecord.booking_id).where(
+                        TaskRecord.booking_id.in_([first, second]) | (TaskRecord.id == started)
+                    )
+                ).all()
+            )
+            status = session.get(TaskRecord, started)
+            assert status is not None
+            assert status.status is TaskStatus.STARTED, "the relay only adds the booking"
+        assert rows[started] == first
+        assert rows[task_id_for(event, sms)] == first
+        assert list(rows.values()).count(second) == 2
     finally:
         redis.stop()

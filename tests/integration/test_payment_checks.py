@@ -6,14 +6,15 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from boxoffice_booking import holds
+from boxoffice_bookings import repository
+from boxoffice_bookings.expiry import expire_batch
+from boxoffice_bookings.reconciliation import RecheckThrottle, check_paying_holds
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import Booking, BookingStatus, Payment, ShowtimeSeat
-from boxoffice_reaper.expiry import expire_batch
-from boxoffice_reaper.payment_checks import RecheckThrottle, check_paying_holds
+from boxoffice_payments import PaymentState, PaymentStatus
 from sqlalchemy import func, update
 
-from tests.support.catalog import make_showtime
+from tests.support.catalog import hold, make_showtime
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -28,18 +29,21 @@ class ProviderAnswers:
         self.statuses: dict[str, str] = {}
         self.asked: list[str] = []
 
-    def __call__(self, provider: str, reference: str) -> str:
+    def __call__(self, provider: str, reference: str) -> PaymentState:
         self.asked.append(reference)
         status = self.statuses[reference]
         if status == "unreachable":
             raise ConnectionError("provider timed out")
-        return status
+        if status == "succeeded":
+            return PaymentState(
+                reference, PaymentStatus.SUCCEEDED, f"pay_{reference}", 20000, "INR"
+            )
+        return PaymentState(reference, PaymentStatus(status))
 
 
 def lapsed_hold(showtime_id: uuid.UUID, seat: str, overdue: timedelta) -> uuid.UUID:
+    booking = hold(showtime_id, [seat], "p@example.com")
     with session_scope() as session:
-        booking = holds.hold_seats(session, showtime_id, [seat], "p@example.com", None, 600, 10)
-        session.flush()
         for table, key, column in (
             (Booking, Booking.id, "expires_at"),
             (ShowtimeSeat, ShowtimeSeat.booking_id, "hold_expires_at"),
@@ -73,13 +77,16 @@ def status_of(booking_id: uuid.UUID) -> BookingStatus:
 
 
 def test_provider_is_asked_before_a_paying_hold_is_expired(stack: Stack) -> None:
-    showtime_id = make_showtime(rows=1, seats_per_row=8)
+    showtime_id = make_showtime(rows=1, seats_per_row=9)
     provider = ProviderAnswers()
     tag = uuid.uuid4().hex[:8]
     cases = {
         "failed": ("A2", timedelta(seconds=5), "failed", BookingStatus.EXPIRED),
         "paying": ("A3", timedelta(seconds=5), "pending", BookingStatus.PENDING),
-        "paid": ("A4", timedelta(seconds=5), "succeeded", BookingStatus.PENDING),
+        # Issue 14, finding 1: a paid hold is settled (here: confirmed, its seat still free),
+        # never left PENDING for the grace period nor expired with the money kept.
+        "paid": ("A4", timedelta(seconds=5), "succeeded", BookingStatus.CONFIRMED),
+        "paid-late": ("A8", GRACE + timedelta(minutes=1), "succeeded", BookingStatus.CONFIRMED),
         "down": ("A5", timedelta(seconds=5), "unreachable", BookingStatus.PENDING),
         "too-late": ("A6", GRACE + timedelta(minutes=1), "pending", BookingStatus.EXPIRED),
     }
@@ -105,9 +112,12 @@ def test_provider_is_asked_before_a_paying_hold_is_expired(stack: Stack) -> None
         failed = session.get(Payment, payments["failed"])
         assert failed is not None
         assert failed.status == "failed"
-        paid = session.get(Payment, payments["paid"])
-        assert paid is not None
-        assert paid.status == "pending"  # confirming is the payment path's job, not ours
+        for name in ("paid", "paid-late"):
+            paid = session.get(Payment, payments[name])
+            assert paid is not None
+            assert paid.status == "succeeded"
+            money = repository.booking_money(session, bookings[name])
+            assert (money.captured, money.refunded) == (20000, 0)
 
     # Within the recheck period nobody is asked twice.
     asked = len(provider.asked)

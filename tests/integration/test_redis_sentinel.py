@@ -5,20 +5,23 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
+import sys
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from boxoffice_devstack.servers import RedisServer, free_port, redis_server_binary
+from boxoffice_devstack.servers import RedisServer, free_port
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.redis_client import redis_client, redis_from_settings
-from boxoffice_messaging.routes import QUEUE_REAPER
 from boxoffice_settings import Settings
-from redis import Redis
 
-from tests.support.processes import ServiceProcess, wait_for_http
+from tests.support.catalog import make_showtime
+from tests.support.celery_probe import assert_celery_round_trip
+from tests.support.processes import ServiceProcess, wait_for_http, wait_until
+from tests.support.sentinel import SentinelServer
+from tests.support.smtp import SmtpServer
+from tests.support.stack import API_KEY, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -30,34 +33,13 @@ def sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Redis master and a Sentinel watching it; yields the sentinel:// URL the services read."""
     data = tmp_path_factory.mktemp("sentinel")
     master = RedisServer(data / "master").start()
-    port = free_port()
-    # Sentinel rewrites its config file, so it gets a writable one of its own.
-    config = data / "sentinel.conf"
-    config.write_text(
-        f"port {port}\nbind 127.0.0.1\ndir {data}\n"
-        f"sentinel monitor {MASTER} 127.0.0.1 {master.port} 1\n"
-    )
-    log = open(data / "sentinel.log", "ab")  # noqa: SIM115 - owned by the child
-    sentinel = subprocess.Popen(
-        [redis_server_binary(), str(config), "--sentinel"], stdout=log, stderr=subprocess.STDOUT
-    )
+    sentinel = SentinelServer(data / "sentinel", MASTER, master.port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with Redis(port=port, socket_connect_timeout=0.5) as probe:
-                    if probe.execute_command("SENTINEL", "get-master-addr-by-name", MASTER):
-                        break
-            except Exception:
-                if time.monotonic() > deadline or sentinel.poll() is not None:
-                    raise RuntimeError(f"sentinel did not start; see {log.name}") from None
-            time.sleep(0.05)
-        # Two entries, as production URLs have; the second Sentinel is not running (a client
-        # only needs one that answers).
-        yield f"sentinel://127.0.0.1:{port}/0;sentinel://127.0.0.1:{free_port()}/0"
+        sentinel.start()
+        # Two entries, as production URLs have; the second Sentinel is not running.
+        yield sentinel.url()
     finally:
-        sentinel.terminate()
-        sentinel.wait(10)
+        sentinel.stop()
         master.stop()
 
 
@@ -80,27 +62,8 @@ def test_celery_publishes_and_consumes_through_the_sentinel(sentinel_url: str) -
     app.conf.update(result_backend=sentinel_url)  # as the notifier configures it
     assert app.conf.broker_transport_options["master_name"] == MASTER
     client = redis_from_settings(settings, socket_connect_timeout=1)
-    client.delete(QUEUE_REAPER)
-
-    marker = str(uuid.uuid4())
-    app.send_task("reaper.sentinel_probe", args=[marker], queue=QUEUE_REAPER)
-    # The message sits in the master's list, where the Sentinel said the master is.
-    assert client.llen(QUEUE_REAPER) == 1
-
-    with app.connection_for_read() as connection:
-        queue = connection.SimpleQueue(QUEUE_REAPER)
-        message = queue.get(timeout=10)
-        assert message.headers["task"] == "reaper.sentinel_probe"
-        assert json.loads(message.body or "null")[0] == [marker]
-        message.ack()
-        queue.close()
-    assert client.llen(QUEUE_REAPER) == 0
-
-    # A result backend on the same URL (the notifier's chord results) goes through it too.
-    task_id = str(uuid.uuid4())
-    app.backend.store_result(task_id, {"seats": 2}, "SUCCESS")
-    assert app.AsyncResult(task_id).get(timeout=10) == {"seats": 2}
-    assert client.exists(f"celery-task-meta-{task_id}") == 1
+    # The messages sit in the master's lists, where the Sentinel said the master is.
+    assert_celery_round_trip(app, client, "reaper.sentinel_probe")
 
 
 def test_flower_as_the_chart_runs_it_needs_basic_auth(
@@ -133,3 +96,85 @@ def test_flower_as_the_chart_runs_it_needs_basic_auth(
         flower.assert_running()
     finally:
         flower.stop()
+
+
+def test_relay_notifier_api_and_admin_cli_work_on_a_sentinel_url(
+    stack: Stack, sentinel_url: str
+) -> None:
+    """Every process reads REDIS_URL through the one client factory, so a sentinel:// URL works.
+
+    Before the factory was used everywhere, the relay crash-looped on `Redis.from_url`
+    ("sentinel://" is not a redis-py scheme), the notifier's sent marks failed the same way
+    (and the message was acked and lost), and the admin CLI and `/v1/tasks/stats` could not
+    read the queues.
+    """
+    smtp = SmtpServer(smtputf8=True).start()
+    port = free_port()
+    env = stack.env(
+        REDIS_URL=sentinel_url,
+        BOXOFFICE_REDIS_SENTINEL_MASTER=MASTER,
+        BOXOFFICE_API_PORT=str(port),
+        BOXOFFICE_SMTP_HOST="127.0.0.1",
+        BOXOFFICE_SMTP_PORT=str(smtp.port),
+    )
+    logs = stack.var / "sentinel-logs"
+    processes = [
+        ServiceProcess(name, module, env, logs).start()
+        for name, module in (
+            ("api", "boxoffice_booking.main"),
+            ("relay", "boxoffice_booking.relay"),
+            ("notifier", "boxoffice_notifier.main"),
+        )
+    ]
+    _, relay, notifier = processes
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(base + "/readyz", timeout=180)
+        notifier.wait_for_log("ready.", timeout=180)
+        client = httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
+        )
+        showtime_id = make_showtime()
+        # A real customer's address: the API accepts it and the notifier delivers it.
+        local = f"josé.{uuid.uuid4().hex[:8]}"
+        email = f"{local}@exämple.com"
+        held = client.post(
+            "/v1/bookings",
+            json={"showtime_id": str(showtime_id), "seats": ["B1"], "customer": {"email": email}},
+        )
+        assert held.status_code == 201, held.text
+        booking = held.json()
+        paid = client.post(
+            f"/v1/bookings/{booking['id']}/payments",
+            json={"provider": "test", "outcome": "succeeded"},
+        )
+        assert paid.status_code == 201, paid.text
+
+        # relay -> Redis master found through the Sentinel -> notifier -> SMTP
+        def confirmation_sent() -> bool:
+            return any(f"{local}@xn--exmple-cua.com" in rcpt for _, rcpt in smtp.envelopes())
+
+        wait_until(confirmation_sent, 90, "the confirmation email through the sentinel")
+
+        stats = client.get("/v1/tasks/stats")
+        assert stats.status_code == 200, stats.text
+        assert stats.json()["backlog"] is not None, "the API reads the queues through Sentinel"
+
+        cli = subprocess.run(
+            [sys.executable, "-m", "boxoffice_booking.admin", "--json", "queues"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert cli.returncode == 0, cli.stderr
+        assert set(json.loads(cli.stdout)["queues"]) == {"notifier.email", "notifier.sms", "reaper"}
+        for process in processes:
+            process.assert_running()
+        assert "Traceback" not in relay.log(), relay.log()[-3000:]
+        client.close()
+    finally:
+        for process in processes:
+            process.stop()
+        smtp.stop()

@@ -17,18 +17,22 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from boxoffice_booking import holds, payments
+from boxoffice.booking.v1 import events_pb2
+from boxoffice_bookings import payments
+from boxoffice_contracts.envelope import build_envelope, to_json
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import DeadLetter, Delivery, OutboxEvent, TaskRecord, TaskStatus
 from boxoffice_devstack.servers import free_port
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.outbox import task_id_for
+from boxoffice_messaging.queues import priority_keys
+from boxoffice_messaging.redis_client import redis_client
 from boxoffice_messaging.routes import EVENT_ROUTES, QUEUE_EMAIL, TASK_SEND_BOOKING_CONFIRMATION
 from boxoffice_settings import get_settings
 from celery import Celery
 from sqlalchemy import select
 
-from tests.support.catalog import make_showtime
+from tests.support.catalog import hold, make_showtime
 from tests.support.processes import ServiceProcess, wait_for_http, wait_until
 from tests.support.smtp import RecordingHandler, SmtpServer
 from tests.support.stack import API_KEY, Stack
@@ -85,15 +89,11 @@ class Worker:
 def worker(stack: Stack) -> Iterator[Worker]:
     smtp = ControllableSmtp().start()
     port = free_port()
-    env = stack.env(
-        BOXOFFICE_API_PORT=str(port),
-        BOXOFFICE_SMTP_HOST="127.0.0.1",
-        BOXOFFICE_SMTP_PORT=str(smtp.port),
+    env = stack.system_env(
+        port,
+        smtp.port,
         BOXOFFICE_SMTP_TIMEOUT_SECONDS="3",
         # Fast, short retries so the outage tests take seconds: 5 attempts over ~3-5 s.
-        BOXOFFICE_RETRY_MAX_RETRIES="4",
-        BOXOFFICE_RETRY_BACKOFF_BASE_SECONDS="0.5",
-        BOXOFFICE_RETRY_BACKOFF_MAX_SECONDS="2",
         BOXOFFICE_NOTIFIER_MAX_RETRIES="4",
         BOXOFFICE_NOTIFIER_RETRY_BACKOFF_SECONDS="0.5",
         BOXOFFICE_NOTIFIER_RETRY_BACKOFF_MAX_SECONDS="2",
@@ -126,10 +126,8 @@ def worker(stack: Stack) -> Iterator[Worker]:
 
 def confirm_booking(worker: Worker) -> tuple[str, str]:
     """Hold a seat and pay for it; returns (reference, the confirmation's task id)."""
+    booking = hold(worker.showtime_id, [next(worker.seats)], "ops@example.com")
     with session_scope() as session:
-        booking = holds.hold_seats(
-            session, worker.showtime_id, [next(worker.seats)], "ops@example.com", None, 600, 10
-        )
         payments.start_payment(session, booking.id, "test", "succeeded")
         reference, booking_id = booking.reference, booking.id
     with session_scope() as session:
@@ -186,6 +184,70 @@ def test_poisoned_messages_are_dead_lettered_and_the_worker_keeps_consuming(
         assert row is not None
         assert row.status is TaskStatus.FAILURE
     worker.notifier.assert_running()
+
+
+def test_unknown_tasks_and_undecodable_messages_are_dead_lettered(worker: Worker) -> None:
+    """Celery itself acks these silently; the notifier's consumer dead-letters them first."""
+    unknown = worker.celery.send_task(
+        "notifier.send_carrier_pigeon", args=[{"event_id": "x"}], queue=QUEUE_EMAIL
+    ).id
+    broken_json, pickled = str(uuid.uuid4()), str(uuid.uuid4())
+    with worker.celery.producer_or_acquire() as producer:
+        for task_id, body, content_type in (
+            (broken_json, b'[["half a message"', "application/json"),
+            (pickled, b"\x80\x04K\x01.", "application/x-python-serialize"),
+        ):
+            producer.publish(
+                body,
+                routing_key=QUEUE_EMAIL,
+                exchange="",
+                content_type=content_type,
+                content_encoding="binary",
+                headers={"task": TASK_SEND_BOOKING_CONFIRMATION, "id": task_id, "lang": "py"},
+                serializer=None,
+            )
+    reference, _ = confirm_booking(worker)
+
+    wait_until(
+        lambda: all(dead_letter(t) for t in (unknown, broken_json, pickled)), 60, "dead letters"
+    )
+    by_id = {t: dead_letter(t) for t in (unknown, broken_json, pickled)}
+    assert all(letter is not None and letter.service == "notifier" for letter in by_id.values())
+    assert "unknown task 'notifier.send_carrier_pigeon'" in by_id[unknown].reason  # type: ignore[union-attr]
+    assert by_id[unknown].message == {"args": [{"event_id": "x"}], "kwargs": {}}  # type: ignore[union-attr]
+    assert "undecodable message" in by_id[broken_json].reason  # type: ignore[union-attr]
+    assert "half a message" in json.dumps(by_id[broken_json].message)  # type: ignore[union-attr]
+    assert "ContentDisallowed" in by_id[pickled].reason  # type: ignore[union-attr]
+    # ...and the worker went on consuming.
+    wait_until(lambda: len(worker.smtp.for_booking(reference)) == 1, 30, "the confirmation")
+    worker.notifier.assert_running()
+
+
+def test_a_bug_in_handling_a_message_dead_letters_it_with_the_reason(worker: Worker) -> None:
+    """An error nobody foresaw (here a ValueError on an aggregate id that is not a UUID) used to
+    escape the task and be acked: lost, with no retry and no dead letter."""
+    message = to_json(
+        build_envelope(
+            "booking.confirmed",
+            "not-a-uuid",
+            events_pb2.BookingConfirmed(booking_id=str(uuid.uuid4())),
+        )
+    )
+    task_id = worker.celery.send_task(
+        TASK_SEND_BOOKING_CONFIRMATION, args=[message], queue=QUEUE_EMAIL
+    ).id
+
+    wait_until(lambda: dead_letter(task_id), 60, "the dead letter")
+    letter = dead_letter(task_id)
+    assert letter is not None
+    assert letter.error_type == "ValueError"
+    assert letter.reason.startswith("permanent error: ValueError")
+
+    def failed() -> bool:
+        row = task_row(task_id)  # the status writer records it in the background
+        return row is not None and row.status is TaskStatus.FAILURE
+
+    wait_until(failed, 30, "the task's FAILURE status")
 
 
 def test_an_smtp_outage_is_retried_with_backoff_and_the_email_sent_once(worker: Worker) -> None:
@@ -362,7 +424,29 @@ def test_admin_cli_shows_queues_and_purges_only_with_confirmation(
     purged = admin("--json", "purge-queue", "notifier.sms", "--yes", stack=stack)
     assert purged.returncode == 0, purged.stderr
     assert json.loads(purged.stdout) == {"queue": "notifier.sms", "purged": parked}
-    assert waiting() == 0
+    # The probes are gone for good. Event deliveries still PENDING in the tasks table are
+    # not: once their queue is empty the relay re-sends them (nothing is lost by a purge),
+    # so whatever is back in the queue must be exactly such a re-sent delivery.
+    client = redis_client(stack.redis_url)
+    try:
+        back = [
+            json.loads(raw)["headers"]
+            for key in priority_keys("notifier.sms")
+            for raw in client.lrange(key, 0, -1)
+        ]
+    finally:
+        client.close()
+    assert all(h["task"] != "notifier.send_sms_probe" for h in back), back
+    if back:
+        with session_scope() as session:
+            rows = {
+                row.id: row
+                for row in session.scalars(
+                    select(TaskRecord).where(TaskRecord.id.in_([h["id"] for h in back]))
+                )
+            }
+        assert set(rows) == {h["id"] for h in back}
+        assert all(row.queue == "notifier.sms" for row in rows.values())
 
     stats = admin("tasks", "stats", stack=stack)
     assert stats.returncode == 0, stats.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.conftest import make_catalog
+from tests.support.catalog import showtime_body
 
 settings.register_profile(
     "default",
@@ -99,13 +101,8 @@ def test_any_names_are_answered_without_a_5xx(
     assert_not_5xx(client.post("/v1/venues", json={"name": name}))
     screen = {"name": name, "rows": [{"label": row, "seats": 2}]}
     assert_not_5xx(client.post(f"/v1/venues/{catalog['venue']['id']}/screens", json=screen))
-    showtime = {
-        "screen_id": catalog["screen"]["id"],
-        "film_title": title,
-        "starts_at": "2033-01-01T10:00:00+00:00",
-        "ends_at": "2033-01-01T12:00:00+00:00",
-        "prices": {"standard": 1},
-    }
+    starts = datetime(2033, 1, 1, 10, tzinfo=UTC)
+    showtime = showtime_body(catalog["screen"]["id"], title, starts, {"standard": 1})
     assert_not_5xx(client.post("/v1/showtimes", json=showtime))
 
 
@@ -156,13 +153,8 @@ def test_hold_requests_are_answered_without_a_5xx(
 def test_showtime_prices_are_answered_without_a_5xx(
     client: TestClient, catalog: dict[str, Any], prices: dict[str, Any]
 ) -> None:
-    body = {
-        "screen_id": catalog["screen"]["id"],
-        "film_title": "Fuzz",
-        "starts_at": "2031-01-01T10:00:00+00:00",
-        "ends_at": "2031-01-01T12:00:00+00:00",
-        "prices": prices,
-    }
+    starts = datetime(2031, 1, 1, 10, tzinfo=UTC)
+    body = showtime_body(catalog["screen"]["id"], "Fuzz", starts, prices)
     assert_not_5xx(client.post("/v1/showtimes", json=body))
 
 
@@ -206,13 +198,8 @@ def test_field_errors_say_what_is_expected(
 def test_amounts_must_be_integer_minor_units(
     client: TestClient, catalog: dict[str, Any], amount: Any
 ) -> None:
-    body = {
-        "screen_id": catalog["screen"]["id"],
-        "film_title": "Money",
-        "starts_at": "2032-01-01T10:00:00+00:00",
-        "ends_at": "2032-01-01T12:00:00+00:00",
-        "prices": {"standard": amount},
-    }
+    starts = datetime(2032, 1, 1, 10, tzinfo=UTC)
+    body = showtime_body(catalog["screen"]["id"], "Money", starts, {"standard": amount})
     response = client.post("/v1/showtimes", json=body)
     assert response.status_code == 422
     assert "minor unit" in response.json()["detail"]

@@ -6,14 +6,19 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from boxoffice_booking import holds, payments
 from boxoffice_booking.auth import create_api_key, hash_key
+from boxoffice_bookings import cancellation
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import ApiKey, Booking, BookingStatus, Delivery, OutboxEvent
-from boxoffice_reaper.retention import ANONYMISED_EMAIL, purge_expired_keys, purge_retention
+from boxoffice_reaper.retention import purge_expired_keys, purge_retention
+from boxoffice_reaper.retention_repository import ANONYMISED_EMAIL
 from boxoffice_settings import get_settings
+from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from tests.integration.conftest import hold as api_hold
+from tests.integration.conftest import make_catalog
+from tests.support import catalog
 from tests.support.catalog import make_showtime
 from tests.support.stack import Stack
 
@@ -24,9 +29,7 @@ LATER = timedelta(days=400)
 
 
 def hold(showtime_id: uuid.UUID, seat: str, email: str) -> uuid.UUID:
-    with session_scope() as session:
-        booking = holds.hold_seats(session, showtime_id, [seat], email, "+919800000001", 600, 10)
-        return booking.id
+    return catalog.hold(showtime_id, [seat], email, "+919800000001").id
 
 
 def booking(booking_id: uuid.UUID) -> Booking:
@@ -43,7 +46,7 @@ def test_finished_bookings_are_anonymised_after_the_retention_period(stack: Stac
     pending = hold(showtime_id, "A3", f"pending-{tag}@example.com")
     paid = hold(showtime_id, "A4", f"paid-{tag}@example.com")
     with session_scope() as session:
-        payments.cancel_booking(session, cancelled, cutoff_minutes=0)
+        cancellation.cancel_booking(session, cancelled, cutoff_minutes=0)
         # Confirmed as the payment path would leave it (that path is the booking API's own).
         session.execute(
             update(Booking)
@@ -115,3 +118,51 @@ def test_long_revoked_api_keys_are_deleted_and_live_ones_kept(stack: Stack) -> N
         hashes = set(session.scalars(select(ApiKey.key_hash)))
     assert hash_key(revoked_key) not in hashes
     assert hash_key(live_key) in hashes
+
+
+def test_an_anonymised_booking_is_still_answered_by_the_api(client: TestClient) -> None:
+    """Issue 14, finding 6: the anonymised address is not an EmailStr; reads must not 500."""
+    showtime = make_catalog(client)["showtime"]
+    email = f"zoë-{uuid.uuid4().hex[:6]}@exämple.com"
+    booking = api_hold(client, showtime["id"], ["B3"], email).json()
+    assert client.post(f"/v1/bookings/{booking['id']}/cancel").status_code == 200
+
+    purge_retention(get_settings(), now=datetime.now(UTC) + LATER)
+    read = client.get(f"/v1/bookings/{booking['id']}")
+    assert read.status_code == 200, read.text
+    assert read.json()["customer"]["email"] == ANONYMISED_EMAIL
+    listed = client.get("/v1/bookings", params={"showtime_id": showtime["id"]})
+    assert listed.status_code == 200, listed.text
+    assert [b["customer"]["email"] for b in listed.json()["items"]] == [ANONYMISED_EMAIL]
+    by_status = client.get("/v1/bookings", params={"status": "CANCELLED", "limit": 100})
+    assert by_status.status_code == 200, by_status.text
+
+
+def test_a_revoked_bootstrap_key_stays_revoked_after_retention_and_a_restart(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14, finding 7: retention keeps the bootstrap key's tombstone."""
+    from boxoffice_booking.api_key_repository import revoke_api_key
+    from boxoffice_booking.app import seed_bootstrap_key
+
+    key = "bo_bootstrap_" + uuid.uuid4().hex + "x" * 20
+    monkeypatch.setenv("BOXOFFICE_BOOTSTRAP_API_KEY", key)
+    get_settings.cache_clear()
+    try:
+        seed_bootstrap_key()  # the API's start
+        with session_scope() as session:
+            row = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).one()
+            assert revoke_api_key(session, row.id)
+            session.execute(
+                update(ApiKey)
+                .where(ApiKey.id == row.id)
+                .values(revoked_at=datetime.now(UTC) - timedelta(days=365))
+            )
+        purge_expired_keys(get_settings())
+        seed_bootstrap_key()  # the API's next start
+        with session_scope() as session:
+            rows = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).all()
+        assert [r.revoked_at is not None for r in rows] == [True]
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

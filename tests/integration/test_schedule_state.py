@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from boxoffice_messaging.redis_client import redis_client
 from boxoffice_scheduler.election import Term
 from boxoffice_scheduler.schedule import PeriodicJob
 from boxoffice_scheduler.scheduler import Ticker, tick_id
@@ -29,7 +30,7 @@ DAILY = PeriodicJob(
 
 @pytest.fixture
 def redis(stack: Stack) -> Iterator[Redis]:
-    client = Redis.from_url(stack.redis_url.rsplit("/", 1)[0] + "/5")
+    client = redis_client(stack.redis_url.rsplit("/", 1)[0] + "/5")
     client.flushdb()
     yield client
     client.flushdb()

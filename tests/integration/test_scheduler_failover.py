@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from boxoffice_devstack.servers import RedisServer
+from boxoffice_messaging.redis_client import redis_client
 from boxoffice_messaging.routes import QUEUE_REAPER, TASK_EXPIRE_DUE_HOLDS
 from redis import Redis
 
@@ -56,6 +57,7 @@ def scheduler_env(stack: Stack, redis_url: str, identity: str) -> dict[str, str]
         BOXOFFICE_SCHEDULE_DAILY_REPORT="off",
         BOXOFFICE_SCHEDULE_PURGE_RETENTION="off",
         BOXOFFICE_SCHEDULE_PURGE_EXPIRED_KEYS="off",
+        BOXOFFICE_SCHEDULE_RECONCILE_REFUNDS="off",
     )
 
 
@@ -63,7 +65,7 @@ def scheduler_env(stack: Stack, redis_url: str, identity: str) -> dict[str, str]
 def private_redis(stack: Stack) -> Iterator[tuple[Redis, str]]:
     """A Redis database of its own, emptied, so the queue holds only this test's ticks."""
     url = stack.redis_url.rsplit("/", 1)[0] + "/3"
-    redis = Redis.from_url(url)
+    redis = redis_client(url)
     redis.flushdb()
     yield redis, url
     redis.flushdb()
@@ -234,7 +236,7 @@ def test_a_leader_cut_off_from_redis_exits_once_its_renew_deadline_passes(
     redis_server = RedisServer(tmp_path / "redis").start()
     [scheduler] = start_schedulers(stack, redis_server.url, ["cut-off"]).values()
     try:
-        with Redis.from_url(redis_server.url) as redis:
+        with redis_client(redis_server.url) as redis:
             wait_until(lambda: len(sent_ticks(redis, QUEUE_REAPER)) >= 2, 60, "the first ticks")
         redis_server.stop()
         cut_at = time.monotonic()

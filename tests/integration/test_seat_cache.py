@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from boxoffice_booking.seat_cache import SeatCache
+from boxoffice_messaging.redis_client import redis_client
 from fastapi.testclient import TestClient
-from redis import Redis
 
 from tests.integration.conftest import hold, make_catalog
 from tests.support.stack import Stack
@@ -16,7 +16,7 @@ from tests.support.stack import Stack
 
 @pytest.fixture
 def cache(stack: Stack) -> Iterator[SeatCache]:
-    redis = Redis.from_url(stack.redis_url)
+    redis = redis_client(stack.redis_url)
     yield SeatCache(redis, 60)
     redis.close()
 

@@ -36,6 +36,27 @@ def probe(path: Path, max_age: float) -> int:
     ).returncode
 
 
+def with_heartbeat(stack: Stack, name: str, module: str) -> tuple[Path, ServiceProcess]:
+    """A service process (not started) that beats every 0.5 s into a fresh heartbeat file."""
+    heartbeat = stack.var / "liveness" / f"{name}-{os.getpid()}"
+    heartbeat.unlink(missing_ok=True)
+    env = stack.env(
+        BOXOFFICE_WORKER_LIVENESS_FILE=str(heartbeat),
+        BOXOFFICE_WORKER_LIVENESS_INTERVAL_SECONDS="0.5",
+    )
+    return heartbeat, ServiceProcess(f"{name}-liveness", module, env, stack.var / "logs")
+
+
+def freeze_until_stale_then_thaw(process: subprocess.Popen[bytes], heartbeat: Path) -> None:
+    """SIGSTOP `process` until the probe fails on its heartbeat; SIGCONT until it passes again."""
+    process.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: probe(heartbeat, max_age=3) == 1, 30, "a stale heartbeat")
+    finally:
+        process.send_signal(signal.SIGCONT)
+    wait_until(lambda: probe(heartbeat, max_age=3) == 0, 30, "a fresh heartbeat")
+
+
 def test_probe_fails_without_a_heartbeat_file(tmp_path: Path) -> None:
     assert main(["--file", str(tmp_path / "missing"), "--max-age", "60"]) == 1
     assert heartbeat_age(tmp_path / "missing") is None
@@ -54,13 +75,7 @@ def test_probe_fails_when_the_heartbeat_is_older_than_max_age(tmp_path: Path) ->
 def test_worker_heartbeat_is_fresh_while_consuming_stale_when_frozen_and_sigterm_is_warm(
     stack: Stack,
 ) -> None:
-    heartbeat = stack.var / "liveness" / f"reaper-{os.getpid()}"
-    heartbeat.unlink(missing_ok=True)
-    env = stack.env(
-        BOXOFFICE_WORKER_LIVENESS_FILE=str(heartbeat),
-        BOXOFFICE_WORKER_LIVENESS_INTERVAL_SECONDS="0.5",
-    )
-    worker = ServiceProcess("reaper-liveness", "boxoffice_reaper.main", env, stack.var / "logs")
+    heartbeat, worker = with_heartbeat(stack, "reaper", "boxoffice_reaper.main")
     worker.start()
     try:
         worker.wait_for_log("ready.")
@@ -70,15 +85,10 @@ def test_worker_heartbeat_is_fresh_while_consuming_stale_when_frozen_and_sigterm
         wait_until(lambda: heartbeat.stat().st_mtime > first, 15, "a second heartbeat")
         assert probe(heartbeat, max_age=5) == 0
 
-        # A frozen worker (its event loop no longer turns) must fail the probe.
+        # A frozen worker (its event loop no longer turns) must fail the probe; thawed, it
+        # consumes again and the probe passes again.
         assert worker.process is not None
-        worker.process.send_signal(signal.SIGSTOP)
-        try:
-            wait_until(lambda: probe(heartbeat, max_age=3) == 1, 30, "a stale heartbeat")
-        finally:
-            worker.process.send_signal(signal.SIGCONT)
-        # Thawed, it consumes again and the probe passes again.
-        wait_until(lambda: probe(heartbeat, max_age=3) == 0, 30, "a fresh heartbeat")
+        freeze_until_stale_then_thaw(worker.process, heartbeat)
         worker.assert_running()
         # SIGTERM, as Kubernetes sends it to PID 1: a warm shutdown and a clean exit.
         worker.process.send_signal(signal.SIGTERM)
@@ -101,23 +111,12 @@ def test_heartbeat_touches_at_most_once_an_interval(tmp_path: Path) -> None:
 
 
 def test_relay_heartbeat_goes_stale_when_its_loop_stops(stack: Stack) -> None:
-    heartbeat = stack.var / "liveness" / f"relay-{os.getpid()}"
-    heartbeat.unlink(missing_ok=True)
-    env = stack.env(
-        BOXOFFICE_WORKER_LIVENESS_FILE=str(heartbeat),
-        BOXOFFICE_WORKER_LIVENESS_INTERVAL_SECONDS="0.5",
-    )
-    relay = ServiceProcess("relay-liveness", "boxoffice_booking.relay", env, stack.var / "logs")
+    heartbeat, relay = with_heartbeat(stack, "relay", "boxoffice_booking.relay")
     relay.start()
     try:
         wait_until(lambda: probe(heartbeat, max_age=3) == 0, 30, "the relay's heartbeat")
         assert relay.process is not None
-        relay.process.send_signal(signal.SIGSTOP)
-        try:
-            wait_until(lambda: probe(heartbeat, max_age=3) == 1, 30, "a stale heartbeat")
-        finally:
-            relay.process.send_signal(signal.SIGCONT)
-        wait_until(lambda: probe(heartbeat, max_age=3) == 0, 30, "a fresh heartbeat")
+        freeze_until_stale_then_thaw(relay.process, heartbeat)
         relay.assert_running()
     finally:
         relay.stop()

@@ -1,11 +1,13 @@
 """The chaos run: real processes under booking load while things are killed and restarted.
 
 Every process runs for real (two API processes, two relays, the notifier, the reaper, the
-scheduler) on a private PostgreSQL database and a durable private Redis. Clients create,
-pay, cancel and abandon bookings while, at random moments, the notifier, the reaper, a
+scheduler) on a private PostgreSQL database and a durable private Redis (or, with
+CHAOS_REDIS=sentinel, a primary, a replica and a Sentinel: see chaos_redis). Clients create,
+pay, cancel and abandon bookings, some paying through a Razorpay-compatible server whose first
+refund call fails (chaos_payments), while, at random moments, the notifier, the reaper, a
 relay and an API process are killed with SIGKILL (and restarted), Redis is restarted once
-and PostgreSQL is restarted once, and a few poisoned messages are queued. Then the run
-waits for the system to settle and counts what the invariants say about it.
+(or failed over twice) and PostgreSQL is restarted once, and a few poisoned messages are
+queued. Then the run waits for the system to settle and counts what the invariants say.
 """
 
 from __future__ import annotations
@@ -21,19 +23,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from boxoffice_booking.catalog import create_screen, create_showtime, create_venue
+from boxoffice_bookings import repository
 from boxoffice_db.engine import make_engine
 from boxoffice_db.migrate import upgrade_to_head
-from boxoffice_devstack.servers import RedisServer, free_port
+from boxoffice_devstack.servers import free_port
 from boxoffice_messaging.routes import QUEUE_EMAIL, TASK_SEND_BOOKING_CONFIRMATION
 from celery import Celery
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from tests.support import razorpay_server
+from tests.support.chaos_payments import pay_by_razorpay_then_cancel, pay_with_faults
+from tests.support.chaos_redis import ChaosRedis
 from tests.support.processes import ServiceProcess, wait_for_http, wait_until
-from tests.support.smtp import SmtpServer
+from tests.support.smtp_process import SmtpProcess
 from tests.support.stack import API_KEY, Stack
 
 ROWS = "ABCDEFGHIJKLMNOPQRST"
@@ -52,6 +59,7 @@ class ChaosPlan:
     kills_per_process: int
     seed: int
     clients: int = 6
+    redis: str = "plain"  # or "sentinel"
 
 
 @dataclass
@@ -59,6 +67,7 @@ class ChaosReport:
     """What happened, and what the database and the SMTP server say about it."""
 
     seed: int
+    redis: str = "plain"
     actions: list[str] = field(default_factory=list)
     client: Counter[str] = field(default_factory=Counter)
     bookings_by_status: dict[str, int] = field(default_factory=dict)
@@ -72,17 +81,27 @@ class ChaosReport:
     seats_sold_twice: int = 0
     sold_seats_not_owned_by_a_confirmed_booking: int = 0
     outbox_unsent: int = 0
+    money_without_ticket_or_refund: int = 0
+    refunds_pending_at_end: int = 0
+    refunds: int = 0
+    refund_faults_fired: int = 0
+    refunds_failed_then_settled: int = 0
+    provider_captures_kept_without_ticket: int = 0
+    provider_payments_refunded_twice: int = 0
     dead_letters: int = 0
     dead_letters_not_poisoned: int = 0
     poisoned_not_dead_lettered: int = 0
     dead_letter_reasons: list[str] = field(default_factory=list)
     duplicated_event_ids: list[str] = field(default_factory=list)
+    settle_timeout: str | None = None  # what the system never settled on, if anything
     missing_event_ids: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def render(self) -> str:
-        lines = [f"chaos run (seed {self.seed}) in {self.seconds:.0f}s"]
+        lines = [f"chaos run (seed {self.seed}, redis {self.redis}) in {self.seconds:.0f}s"]
         lines += [f"  action: {a}" for a in self.actions]
+        if self.settle_timeout is not None:
+            lines.append(f"  did not settle: {self.settle_timeout}")
         lines.append(f"  client outcomes: {dict(sorted(self.client.items()))}")
         lines.append(f"  bookings by status: {self.bookings_by_status}")
         for name in (
@@ -96,6 +115,13 @@ class ChaosReport:
             "seats_sold_twice",
             "sold_seats_not_owned_by_a_confirmed_booking",
             "outbox_unsent",
+            "money_without_ticket_or_refund",
+            "refunds_pending_at_end",
+            "refunds",
+            "refund_faults_fired",
+            "refunds_failed_then_settled",
+            "provider_captures_kept_without_ticket",
+            "provider_payments_refunded_twice",
             "dead_letters",
             "dead_letters_not_poisoned",
             "poisoned_not_dead_lettered",
@@ -110,18 +136,19 @@ class ChaosReport:
 class ChaosSystem:
     """Every process of Boxoffice on its own database and durable Redis."""
 
-    def __init__(self, stack: Stack, name: str) -> None:
+    def __init__(self, stack: Stack, name: str, redis_mode: str = "plain") -> None:
         self.stack = stack
         self.database_url = stack.postgres.create_database(name)
         upgrade_to_head(self.database_url)
         self.engine: Engine = make_engine(self.database_url, "chaos-test", pool_size=2)
-        self.redis = RedisServer(stack.var / f"{name}-redis", durable=True).start()
-        self.smtp = SmtpServer().start()
+        self.redis = ChaosRedis(stack.var / f"{name}-redis", redis_mode).start()
+        self.smtp = SmtpProcess(stack.var / f"{name}-mail" / "messages").start()
+        self.razorpay = razorpay_server.FakeRazorpay().start()
         self.ports = [free_port(), free_port()]
         self.logs: Path = stack.var / f"{name}-logs"
         env = stack.env(
             DATABASE_URL=self.database_url,
-            REDIS_URL=self.redis.url,
+            **self.redis.env,
             BOXOFFICE_DB_POOL_SIZE="4",
             BOXOFFICE_HOLD_TTL_SECONDS=str(HOLD_TTL_SECONDS),
             BOXOFFICE_REAPER_SWEEP_INTERVAL_SECONDS="0.25",
@@ -132,9 +159,6 @@ class ChaosSystem:
             # A killed worker's messages come back after the visibility timeout; keep it
             # short here, and the retry cap under half of it.
             BOXOFFICE_CELERY_VISIBILITY_TIMEOUT_SECONDS="10",
-            BOXOFFICE_RETRY_BACKOFF_BASE_SECONDS="0.5",
-            BOXOFFICE_RETRY_BACKOFF_MAX_SECONDS="4",
-            BOXOFFICE_RETRY_MAX_RETRIES="40",
             BOXOFFICE_NOTIFIER_RETRY_BACKOFF_SECONDS="0.5",
             BOXOFFICE_NOTIFIER_RETRY_BACKOFF_MAX_SECONDS="4",
             BOXOFFICE_NOTIFIER_MAX_RETRIES="40",
@@ -144,6 +168,17 @@ class ChaosSystem:
             BOXOFFICE_RELAY_REDELIVER_CHECK_SECONDS="2",
             BOXOFFICE_WORKER_CONCURRENCY="4",
             BOXOFFICE_LOG_LEVEL="INFO",
+            # Payment faults: pending refunds are reconciled often, and a paying hold whose
+            # webhooks are slow expires soon after its grace.
+            BOXOFFICE_SCHEDULE_RECONCILE_REFUNDS="5",
+            BOXOFFICE_REFUND_RETRY_AFTER_SECONDS="10",
+            BOXOFFICE_REAPER_PAYMENT_GRACE_SECONDS="20",
+            # A Razorpay-compatible provider: a real HTTP server in this process.
+            BOXOFFICE_RAZORPAY_KEY_ID=razorpay_server.KEY_ID,
+            BOXOFFICE_RAZORPAY_KEY_SECRET=razorpay_server.KEY_SECRET,
+            BOXOFFICE_RAZORPAY_WEBHOOK_SECRET=razorpay_server.WEBHOOK_SECRET,
+            BOXOFFICE_RAZORPAY_BASE_URL=self.razorpay.base_url,
+            BOXOFFICE_PAYMENT_TIMEOUT_SECONDS="5",
         )
         modules = {
             "relay-1": "boxoffice_booking.relay",
@@ -163,7 +198,11 @@ class ChaosSystem:
                 self.logs,
             )
         self.celery = Celery("chaos-producer", broker=self.redis.url)
-        self.celery.conf.update(task_serializer="json", accept_content=["json"])
+        self.celery.conf.update(
+            task_serializer="json",
+            accept_content=["json"],
+            broker_transport_options=self.redis.transport_options(),
+        )
 
     def start(self) -> None:
         for process in self.processes.values():
@@ -177,6 +216,7 @@ class ChaosSystem:
         for process in self.processes.values():
             process.stop()
         self.smtp.stop()
+        self.razorpay.stop()
         self.redis.stop()
         self.engine.dispose()
 
@@ -227,12 +267,16 @@ class Clients:
             self.report.client[outcome] += 1
 
     def call(self, method: str, path: str, body: dict[str, object]) -> httpx.Response | None:
+        """Send `body` as JSON until an answer that is not a server error; None if none comes."""
+        return self.send(method, path, json=body)
+
+    def send(self, method: str, path: str, **request: Any) -> httpx.Response | None:
         """Send until an answer that is not a server error; None if it never comes."""
         deadline = time.monotonic() + 90
         for attempt in itertools.count():
             client = self.http[attempt % len(self.http)]
             try:
-                response = client.request(method, path, json=body)
+                response = client.request(method, path, **request)
             except httpx.TransportError:
                 self.count("retried_transport_error")
             else:
@@ -258,7 +302,9 @@ class Clients:
         self.count("hold_201")
         booking_id = held.json()["id"]
         choice = index % 4
-        if choice in (0, 1):
+        if index % 8 == 5:
+            pay_by_razorpay_then_cancel(self, booking_id, self.system.razorpay)
+        elif choice in (0, 1):
             paid = self.call(
                 "POST",
                 f"/v1/bookings/{booking_id}/payments",
@@ -271,6 +317,8 @@ class Clients:
         elif choice == 2:
             cancelled = self.call("POST", f"/v1/bookings/{booking_id}/cancel", {})
             self.count(f"cancel_{cancelled.status_code if cancelled is not None else 'gave_up'}")
+        elif index % 8 == 3:
+            pay_with_faults(self, booking_id, held.json())
         else:
             self.count("abandoned")
         if index % 10 == 5:
@@ -336,12 +384,6 @@ def chaos_actions(system: ChaosSystem, plan: ChaosPlan) -> list[tuple[str, Calla
 
         return action
 
-    def restart_redis() -> str:
-        system.redis.stop()
-        time.sleep(1.0)
-        system.redis.start()
-        return "Redis stopped for ~1s and restarted"
-
     def restart_postgres() -> str:
         started = time.monotonic()
         system.stack.postgres.pg_ctl("restart", "-m", "fast", "-w")
@@ -362,7 +404,7 @@ def chaos_actions(system: ChaosSystem, plan: ChaosPlan) -> list[tuple[str, Calla
     for _ in range(plan.kills_per_process):
         for name in ("notifier", "reaper", rng.choice(["relay-1", "relay-2"]), "api-1"):
             actions.append((name, kill(name)))
-    actions += [("redis", restart_redis), ("postgres", restart_postgres), ("poison", poison)]
+    actions += [*system.redis.actions(), ("postgres", restart_postgres), ("poison", poison)]
     rng.shuffle(actions)
     return actions
 
@@ -370,9 +412,9 @@ def chaos_actions(system: ChaosSystem, plan: ChaosPlan) -> list[tuple[str, Calla
 def run_chaos(stack: Stack, plan: ChaosPlan) -> ChaosReport:
     """Run the whole scenario and return the counts (the caller asserts on them)."""
     started = time.monotonic()
-    report = ChaosReport(seed=plan.seed)
+    report = ChaosReport(seed=plan.seed, redis=plan.redis)
     rng = random.Random(plan.seed)
-    system = ChaosSystem(stack, f"chaos_{uuid.uuid4().hex[:10]}")
+    system = ChaosSystem(stack, f"chaos_{uuid.uuid4().hex[:10]}", plan.redis)
     try:
         system.start()
         showtimes = system.make_showtimes(plan.bookings)
@@ -394,7 +436,11 @@ def run_chaos(stack: Stack, plan: ChaosPlan) -> ChaosReport:
                 report.actions.append(
                     f"{name} had exited by itself (code {process.process.returncode})"
                 )
-        settle(system)
+        try:
+            settle(system)
+        except TimeoutError as exc:
+            # Count anyway: the report (which process exited, what is left) says why.
+            report.settle_timeout = str(exc)
         count(system, report)
     finally:
         report.seconds = time.monotonic() - started
@@ -429,6 +475,13 @@ def settle(system: ChaosSystem) -> None:
 
     with contextlib.suppress(TimeoutError):  # the counts say what is missing
         wait_until(all_mailed, 120, "an email for every event", interval=0.5)
+    with contextlib.suppress(TimeoutError):  # the report counts what is left pending
+        wait_until(
+            lambda: scalar(engine, "SELECT count(*) FROM refunds WHERE status = 'pending'") == 0,
+            90,
+            "every refund to settle",
+            interval=0.5,
+        )
     # Give late duplicates (a redelivery after the visibility timeout) the chance to show.
     time.sleep(11)
 
@@ -497,6 +550,25 @@ def count(system: ChaosSystem, report: ChaosReport) -> None:
         report.outbox_unsent = scalar(
             engine, "SELECT count(*) FROM outbox WHERE published_at IS NULL"
         )
+        report.refunds = scalar(engine, "SELECT count(*) FROM refunds")
+        # A refund is noted once per failed call and once when it settles.
+        report.refunds_failed_then_settled = scalar(
+            engine, "SELECT count(*) FROM refunds WHERE status = 'refunded' AND attempts > 1"
+        )
+        booking_status_by_order = {
+            str(order): str(status)
+            for order, status in connection.execute(
+                text(
+                    "SELECT p.provider_reference, b.status::text FROM payments p "
+                    "JOIN bookings b ON b.id = p.booking_id WHERE p.provider = 'razorpay'"
+                )
+            )
+        }
+        with Session(engine) as session:
+            report.money_without_ticket_or_refund = repository.captured_without_ticket_or_refund(
+                session
+            )
+            report.refunds_pending_at_end = repository.count_pending_refunds(session)
         letters = list(
             connection.execute(text("SELECT task_id, error_type, reason FROM dead_letters"))
         )
@@ -522,3 +594,21 @@ def count(system: ChaosSystem, report: ChaosReport) -> None:
     )
     report.poisoned_not_dead_lettered = len(poisoned - {task_id for task_id, _, _ in letters})
     report.dead_letter_reasons = [f"{error_type}: {reason}" for _, error_type, reason in letters]
+    count_provider_money(system, report, booking_status_by_order)
+
+
+def count_provider_money(
+    system: ChaosSystem, report: ChaosReport, booking_status_by_order: dict[str, str]
+) -> None:
+    """What the Razorpay server itself holds: money kept must be a confirmed booking's."""
+    state = system.razorpay.state
+    with state.lock:
+        payments = [dict(p) for p in state.payments.values()]
+        refunds = Counter(str(r["payment_id"]) for r in state.refunds.values())
+        report.refund_faults_fired = len(state.refund_faults_fired)
+    report.provider_captures_kept_without_ticket = sum(
+        1
+        for p in payments
+        if p["status"] == "captured" and booking_status_by_order.get(p["order_id"]) != "CONFIRMED"
+    )
+    report.provider_payments_refunded_twice = sum(1 for n in refunds.values() if n > 1)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+from boxoffice_devstack.json_http import BackgroundHttpServer
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -45,7 +46,7 @@ class Seen:
     fault: Fault | None
 
 
-class FaultyProxy:
+class FaultyProxy(BackgroundHttpServer[ThreadingHTTPServer]):
     def __init__(self, upstream: str) -> None:
         self.upstream = httpx.Client(base_url=upstream, timeout=30)
         self.faults: deque[Fault] = deque()
@@ -104,22 +105,16 @@ class FaultyProxy:
 
             do_GET = do_POST = _handle  # noqa: N815
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        super().__init__(ThreadingHTTPServer(("127.0.0.1", 0), Handler), poll_interval=0.05)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> FaultyProxy:
-        self.thread.start()
-        return self
-
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
         self.upstream.close()
 
     def inject(self, *faults: Fault) -> None:

@@ -13,9 +13,10 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
+from boxoffice_devstack.json_http import BackgroundHttpServer, JsonRequestHandler
 from boxoffice_devstack.servers import free_port
 
 LEASE_PATH = re.compile(
@@ -119,7 +120,7 @@ class LeaseStore:
         }
 
 
-class KubeApiServer:
+class KubeApiServer(BackgroundHttpServer[ThreadingHTTPServer]):
     """The fake API server on a free loopback port."""
 
     def __init__(self) -> None:
@@ -127,39 +128,28 @@ class KubeApiServer:
         self.port = free_port()
         store = self.store
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _answer(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonRequestHandler):
             def _route(self, method: str) -> None:
                 if store.down.is_set():
-                    self._answer(503, status(503, "ServiceUnavailable", "etcd is down"))
+                    self.reply_json(503, status(503, "ServiceUnavailable", "etcd is down"))
                     return
                 match = LEASE_PATH.match(self.path)
                 if match is None:
-                    self._answer(404, status(404, "NotFound", "the server could not find it"))
+                    self.reply_json(404, status(404, "NotFound", "the server could not find it"))
                     return
                 ns, name = match["ns"], match["name"]
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else {}
                 if method == "GET" and name:
-                    self._answer(*store.get(ns, name))
+                    self.reply_json(*store.get(ns, name))
                 elif method == "POST" and not name:
-                    self._answer(*store.create(ns, body))
+                    self.reply_json(*store.create(ns, body))
                 elif method == "PUT" and name:
                     if store.before_replace is not None:
                         store.before_replace()
-                    self._answer(*store.replace(ns, name, body))
+                    self.reply_json(*store.replace(ns, name, body))
                 else:
-                    self._answer(405, status(405, "MethodNotAllowed", method))
+                    self.reply_json(405, status(405, "MethodNotAllowed", method))
 
             def do_GET(self) -> None:
                 self._route("GET")
@@ -170,20 +160,11 @@ class KubeApiServer:
             def do_PUT(self) -> None:
                 self._route("PUT")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(ThreadingHTTPServer(("127.0.0.1", self.port), Handler))
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> KubeApiServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def kubeconfig(self) -> str:
         """A kubeconfig (YAML is a superset of JSON) pointing at this server."""

@@ -16,9 +16,15 @@ from tests.support.processes import wait_until
 
 
 class PrometheusServer:
-    """Scrapes `targets` (job name -> host:port) every second and evaluates `rule_files`."""
+    """Runs `scrape_configs` (as Prometheus's config file has them) and evaluates `rule_files`.
 
-    def __init__(self, workdir: Path, targets: dict[str, str], rule_files: list[Path]) -> None:
+    tests/observability/operator.py derives them from the chart's monitors as the Prometheus
+    Operator does.
+    """
+
+    def __init__(
+        self, workdir: Path, scrape_configs: list[dict[str, Any]], rule_files: list[Path]
+    ) -> None:
         binary = shutil.which("prometheus")
         assert binary, "install the Debian package `prometheus` (.ci/run does)"
         self.binary = binary
@@ -29,10 +35,7 @@ class PrometheusServer:
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in rule_files],
-            "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [target]}]}
-                for job, target in targets.items()
-            ],
+            "scrape_configs": scrape_configs,
         }
         self.config_path = workdir / "prometheus.yml"
         self.config_path.write_text(yaml.safe_dump(config))
@@ -78,12 +81,23 @@ class PrometheusServer:
         """An instant query; the whole API answer (status, data or errorType/error)."""
         return self.api("query", query=expr)
 
-    def targets_up(self) -> dict[str, bool]:
-        active = self.api("targets")["data"]["activeTargets"]
-        return {t["labels"]["job"]: t["health"] == "up" for t in active}
+    def targets(self) -> list[dict[str, Any]]:
+        """The active targets: their `labels` (after relabeling) and `health`."""
+        active: list[dict[str, Any]] = self.api("targets")["data"]["activeTargets"]
+        return active
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def describe(self, answer: dict[str, Any]) -> str:
         return json.dumps(answer)[:500]
+
+
+def firing(prometheus: PrometheusServer, alertname: str) -> list[dict[str, str]]:
+    """The label sets of `alertname`'s firing alerts."""
+    alerts = prometheus.api("alerts")["data"]["alerts"]
+    return [
+        a["labels"]
+        for a in alerts
+        if a["state"] == "firing" and a["labels"]["alertname"] == alertname
+    ]

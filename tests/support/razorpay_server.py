@@ -7,6 +7,7 @@ customer (`pay`) and Razorpay's webhook sender (`webhook_body`, signed like Razo
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -14,12 +15,16 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
+from boxoffice_devstack.json_http import BackgroundHttpServer, JsonRequestHandler
 from boxoffice_devstack.servers import free_port
 
 KEY_ID = "rzp_test_boxoffice"
+# Refund faults: a 500 with nothing done, or the refund made and then a 500 (its answer lost).
+REFUSED = "refused"
+ANSWER_LOST = "answer_lost"
 KEY_SECRET = "rzp-secret-" + "s" * 20
 WEBHOOK_SECRET = "rzp-webhook-" + "w" * 20
 
@@ -30,6 +35,16 @@ class RazorpayState:
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    # payment id -> the fault its first refund call meets (REFUSED or ANSWER_LOST)
+    refund_faults: dict[str, str] = field(default_factory=dict)
+    # (payment id, fault) for every fault that fired
+    refund_faults_fired: list[tuple[str, str]] = field(default_factory=list)
+    # payment id -> a barrier its refund lookups wait at once they have read the refunds, so
+    # concurrent callers all look before any of them creates one (a race's interleaving, made
+    # certain)
+    refund_lookup_gates: dict[str, threading.Barrier] = field(default_factory=dict)
+    # X-Refund-Idempotency key -> the refund created with it
+    refunds_by_idempotency_key: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -37,22 +52,13 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:14]}"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def _error(self, status: int, description: str) -> None:
-        self._reply(status, {"error": {"code": "BAD_REQUEST_ERROR", "description": description}})
+        self.reply_json(
+            status, {"error": {"code": "BAD_REQUEST_ERROR", "description": description}}
+        )
 
     def _authorized(self) -> bool:
         expected = "Basic " + base64.b64encode(f"{KEY_ID}:{KEY_SECRET}".encode()).decode()
@@ -72,10 +78,24 @@ class _Handler(BaseHTTPRequestHandler):
         if m := re.fullmatch(r"/v1/orders/([\w]+)/payments", self.path):
             with state.lock:
                 items = [p for p in state.payments.values() if p["order_id"] == m[1]]
-            return self._reply(200, {"entity": "collection", "count": len(items), "items": items})
+            return self.reply_json(
+                200, {"entity": "collection", "count": len(items), "items": items}
+            )
+        if m := re.fullmatch(r"/v1/payments/([\w]+)/refunds", self.path):
+            with state.lock:
+                gate = state.refund_lookup_gates.get(m[1])
+                items = [r for r in state.refunds.values() if r["payment_id"] == m[1]]
+            if gate is not None:
+                # Every gated lookup has read the refunds before any of them is answered.
+                # Fewer callers than expected: the barrier breaks and each is answered anyway.
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    gate.wait(timeout=5)
+            return self.reply_json(
+                200, {"entity": "collection", "count": len(items), "items": items}
+            )
         if m := re.fullmatch(r"/v1/orders/([\w]+)", self.path):
             order = state.orders.get(m[1])
-            return self._reply(200, order) if order else self._error(404, "no such order")
+            return self.reply_json(200, order) if order else self._error(404, "no such order")
         return self._error(404, "no such route")
 
     def do_POST(self) -> None:
@@ -103,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
             }
             with state.lock:
                 state.orders[order["id"]] = order
-            return self._reply(200, order)
+            return self.reply_json(200, order)
         if m := re.fullmatch(r"/v1/payments/([\w]+)/capture", self.path):
             with state.lock:
                 payment = state.payments.get(m[1])
@@ -114,22 +134,42 @@ class _Handler(BaseHTTPRequestHandler):
                 payment["status"] = "captured"
                 payment["captured"] = True
                 state.orders[payment["order_id"]]["status"] = "paid"
-                return self._reply(200, dict(payment))
+                return self.reply_json(200, dict(payment))
         if m := re.fullmatch(r"/v1/payments/([\w]+)/refund", self.path):
+            key = self.headers.get("X-Refund-Idempotency")
             with state.lock:
+                # Razorpay's idempotent refund: the same key answers with the same refund.
+                if key and (earlier := state.refunds_by_idempotency_key.get(key)) is not None:
+                    if earlier["payment_id"] != m[1] or earlier["amount"] != body.get("amount"):
+                        return self._error(
+                            400,
+                            "Different request with the same idempotency key has already "
+                            "been processed.",
+                        )
+                    return self.reply_json(200, earlier)
                 payment = state.payments.get(m[1])
                 if payment is None or payment["status"] != "captured":
                     return self._error(400, "The payment has not been captured")
+                fault = state.refund_faults.pop(m[1], None)
+                if fault is not None:
+                    state.refund_faults_fired.append((m[1], fault))
+                if fault == REFUSED:
+                    return self._error(500, "simulated refund outage")
                 refund = {
                     "id": _new_id("rfnd"),
                     "entity": "refund",
                     "payment_id": m[1],
                     "amount": body.get("amount", payment["amount"]),
+                    "receipt": body.get("receipt"),
                     "status": "processed",
                 }
                 payment["status"] = "refunded"
                 state.refunds[refund["id"]] = refund
-                return self._reply(200, refund)
+                if key:
+                    state.refunds_by_idempotency_key[key] = refund
+                if fault == ANSWER_LOST:
+                    return self._error(500, "simulated outage after the refund was made")
+                return self.reply_json(200, refund)
         return self._error(404, "no such route")
 
 
@@ -138,15 +178,14 @@ class _Server(ThreadingHTTPServer):
     fail_next: int
 
 
-class FakeRazorpay:
+class FakeRazorpay(BackgroundHttpServer[_Server]):
     """Start with `.start()`; `base_url` is what RazorpayProvider's `base_url` takes."""
 
     def __init__(self) -> None:
         self.port = free_port()
-        self._server = _Server(("127.0.0.1", self.port), _Handler)
-        self._server.state = RazorpayState()
-        self._server.fail_next = 0
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(_Server(("127.0.0.1", self.port), _Handler))
+        self.server.state = RazorpayState()
+        self.server.fail_next = 0
 
     @property
     def base_url(self) -> str:
@@ -154,18 +193,21 @@ class FakeRazorpay:
 
     @property
     def state(self) -> RazorpayState:
-        return self._server.state
+        return self.server.state
 
     def fail_next_posts(self, count: int) -> None:
-        self._server.fail_next = count
+        self.server.fail_next = count
 
-    def start(self) -> FakeRazorpay:
-        self._thread.start()
-        return self
+    def fail_first_refund(self, payment_id: str, fault: str = REFUSED) -> None:
+        """The first refund call for `payment_id` fails with a 500 (REFUSED: nothing refunded;
+        ANSWER_LOST: refunded, then the 500)."""
+        with self.state.lock:
+            self.state.refund_faults[payment_id] = fault
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def gate_refund_lookups(self, payment_id: str, callers: int) -> None:
+        """Refund lookups for `payment_id` are answered only once `callers` of them wait."""
+        with self.state.lock:
+            self.state.refund_lookup_gates[payment_id] = threading.Barrier(callers)
 
     def pay(self, order_id: str, *, captured: bool = False, failed: bool = False) -> dict[str, Any]:
         """The customer pays an order in Checkout: an authorized (or captured/failed) payment."""

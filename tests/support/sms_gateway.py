@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
 
+from boxoffice_devstack.json_http import BackgroundHttpServer, JsonRequestHandler
 from boxoffice_devstack.servers import free_port
 
 ACCOUNT = "AC" + "0" * 32
@@ -25,7 +25,7 @@ class SmsRequest:
     authorization: str | None
 
 
-class SmsGatewayServer:
+class SmsGatewayServer(BackgroundHttpServer[ThreadingHTTPServer]):
     """Accepts messages with `201 {"sid": ...}`; `fail_next` makes it answer otherwise."""
 
     def __init__(self) -> None:
@@ -36,19 +36,19 @@ class SmsGatewayServer:
         self.lock = threading.Lock()
         gateway = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 form = parse_qs(self.rfile.read(length).decode())
                 expected = "Basic " + base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
                 if self.headers.get("Authorization") != expected:
-                    return self._reply(401, {"message": "Authenticate"})
+                    return self.reply_json(401, {"message": "Authenticate"})
                 if self.path != f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json":
-                    return self._reply(404, {"message": "not found"})
+                    return self.reply_json(404, {"message": "not found"})
                 with gateway.lock:
                     if gateway.failures:
                         gateway.rejected += 1
-                        return self._reply(gateway.failures.pop(0), {"message": "failing"})
+                        return self.reply_json(gateway.failures.pop(0), {"message": "failing"})
                     gateway.received.append(
                         SmsRequest(
                             to=form["To"][0],
@@ -58,21 +58,9 @@ class SmsGatewayServer:
                             authorization=self.headers.get("Authorization"),
                         )
                     )
-                self._reply(201, {"sid": "SM" + uuid.uuid4().hex, "status": "queued"})
+                self.reply_json(201, {"sid": "SM" + uuid.uuid4().hex, "status": "queued"})
 
-            def _reply(self, status: int, body: dict[str, str]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(ThreadingHTTPServer(("127.0.0.1", self.port), Handler))
 
     @property
     def url(self) -> str:
@@ -85,14 +73,6 @@ class SmsGatewayServer:
             "BOXOFFICE_SMS_GATEWAY_ACCOUNT": ACCOUNT,
             "BOXOFFICE_SMS_GATEWAY_TOKEN": TOKEN,
         }
-
-    def start(self) -> SmsGatewayServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def fail_next(self, *statuses: int) -> None:
         with self.lock:

@@ -24,6 +24,8 @@ class RecordingHandler:
         self.messages: list[Message] = []
         self.peers: list[tuple[str, int]] = []
         self.refusals: list[str] = []
+        # Each message's envelope: MAIL FROM's options (SMTPUTF8...) and RCPT TO addresses.
+        self.envelopes: list[tuple[list[str], list[str]]] = []
         self.refused = 0
         self.lock = threading.Lock()
 
@@ -35,6 +37,7 @@ class RecordingHandler:
                 self.refused += 1
                 return self.refusals.pop(0)
             self.messages.append(message_from_bytes(envelope.content))
+            self.envelopes.append((list(envelope.mail_options), list(envelope.rcpt_tos)))
             self.peers.append(tuple(session.peer))
         return "250 OK"
 
@@ -48,11 +51,13 @@ class SmtpServer:
         implicit_tls: ssl.SSLContext | None = None,
         login: tuple[str, str] | None = None,
         latency: float = 0.0,
+        smtputf8: bool = False,
     ) -> None:
         self.handler = RecordingHandler(latency)
         self.port = port or free_port()
         self.logins: list[str] = []
-        options: dict[str, Any] = {}
+        # SMTPUTF8 (RFC 6531) offered in EHLO, as most providers do; off, as older servers are.
+        options: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
         if starttls is not None:
             options.update(tls_context=starttls, require_starttls=True)
         if login is not None:
@@ -100,6 +105,11 @@ class SmtpServer:
     def messages(self) -> list[Message]:
         with self.handler.lock:
             return list(self.handler.messages)
+
+    def envelopes(self) -> list[tuple[list[str], list[str]]]:
+        """(MAIL FROM options, RCPT TO addresses) of each message received."""
+        with self.handler.lock:
+            return list(self.handler.envelopes)
 
     def connections_used(self) -> int:
         """How many distinct client connections delivered the messages received."""

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from boxoffice_payments import PaymentProviderError, PaymentStatus, WebhookSignatureError
+from boxoffice_payments.local_provider import LocalPaymentProvider
 from boxoffice_payments.razorpay import RazorpayProvider
-from boxoffice_payments.test_provider import TestPaymentProvider
 
 from tests.support.razorpay_server import KEY_ID, KEY_SECRET, WEBHOOK_SECRET, FakeRazorpay
 
@@ -45,10 +45,14 @@ def test_razorpay_order_capture_refund_round_trip(
     assert captured.status is PaymentStatus.SUCCEEDED
     assert provider.fetch_status(order.reference).status is PaymentStatus.SUCCEEDED
 
-    refund = provider.refund(payment["id"], 40000)
+    refund = provider.refund(payment["id"], 40000, idempotency_key="refund-1")
     assert refund.reference.startswith("rfnd_")
     assert refund.amount_minor == 40000
     assert razorpay.state.payments[payment["id"]]["status"] == "refunded"
+    # Asked again with the same key (a caller that crashed before recording the refund), the
+    # provider's refund is found, not made twice.
+    assert provider.refund(payment["id"], 40000, idempotency_key="refund-1") == refund
+    assert [r["id"] for r in razorpay.state.refunds.values()] == [refund.reference]
 
 
 def test_razorpay_errors_become_provider_errors(
@@ -75,8 +79,14 @@ def test_razorpay_webhook_signature_is_verified_over_the_raw_body(
     event = provider.parse_webhook(body, headers)
     assert event.status is PaymentStatus.SUCCEEDED
     assert (event.order_reference, event.payment_reference) == ("order_1", "pay_1")
-    assert event.event_id == headers["X-Razorpay-Event-Id"]
     assert event.amount_minor == 900
+    assert event.currency is None  # the payload names none here
+
+    # Issue 14, finding 3: the id duplicates are recognised by is covered by the signature.
+    # The same signed body with a new (unsigned) X-Razorpay-Event-Id header is the same event.
+    replayed = provider.parse_webhook(body, {**headers, "X-Razorpay-Event-Id": "evt_replayed"})
+    assert replayed.event_id == event.event_id
+    assert event.event_id != headers["X-Razorpay-Event-Id"]
 
     # The same JSON re-serialised is a different body: the signature must not match.
     reformatted = json.dumps(json.loads(body), indent=2).encode()
@@ -120,15 +130,17 @@ def test_checkout_signature_binds_order_and_payment(provider: RazorpayProvider) 
 def test_test_provider_settles_with_the_callers_outcome(
     outcome: str, status: PaymentStatus
 ) -> None:
-    provider = TestPaymentProvider()
+    provider = LocalPaymentProvider()
     order = provider.create_order(amount_minor=100, currency="INR", receipt="R", outcome=outcome)
     assert order.status is status
     # Any process can ask about it: the state travels in the reference.
-    assert TestPaymentProvider().fetch_status(order.reference).status is status
+    state = LocalPaymentProvider().fetch_status(order.reference)
+    assert state.status is status
+    assert (state.amount_minor, state.currency) == (order.amount_minor, order.currency)
 
 
 def test_test_provider_rejects_unknown_outcomes_and_bad_signatures() -> None:
-    provider = TestPaymentProvider("secret")
+    provider = LocalPaymentProvider("secret")
     with pytest.raises(PaymentProviderError):
         provider.create_order(amount_minor=1, currency="INR", receipt="R", outcome="maybe")
     body = b'{"id": "e1", "event": "payment.succeeded", "order_id": "o"}'
@@ -136,4 +148,11 @@ def test_test_provider_rejects_unknown_outcomes_and_bad_signatures() -> None:
         PaymentStatus.SUCCEEDED
     )
     with pytest.raises(WebhookSignatureError):
-        provider.parse_webhook(body, {"X-Test-Signature": TestPaymentProvider("x").sign(body)})
+        provider.parse_webhook(body, {"X-Test-Signature": LocalPaymentProvider("x").sign(body)})
+
+
+def test_the_local_provider_answers_a_repeated_refund_key_with_the_same_refund() -> None:
+    provider = LocalPaymentProvider()
+    first = provider.refund("test_pay_1", 500, idempotency_key="k-1")
+    assert provider.refund("test_pay_1", 500, idempotency_key="k-1") == first
+    assert provider.refund("test_pay_1", 500, idempotency_key="k-2") != first

@@ -84,3 +84,37 @@ def test_a_task_can_declare_its_own_permanent_errors_and_classifier() -> None:
     assert classify(smtplib.SMTPDataError(451, b"later"), classifier=by_smtp_code) is (
         Verdict.TRANSIENT
     )
+
+
+def test_a_providers_retry_after_hint_lengthens_the_delay_up_to_the_cap() -> None:
+    policy = RetryPolicy(base_seconds=1, factor=2, cap_seconds=60)
+    assert policy.delay(0, hint=30) == 30
+    assert policy.delay(0, hint=3600) == 60
+
+
+def test_the_notifiers_delivery_errors_are_in_the_one_taxonomy() -> None:
+    from boxoffice_notifier.errors import PermanentDeliveryError, TransientDeliveryError
+
+    assert classify(TransientDeliveryError("451 try later", retry_after=5)) is Verdict.TRANSIENT
+    assert classify(PermanentDeliveryError("550 no such user")) is Verdict.PERMANENT
+    assert isinstance(TransientDeliveryError("x"), TransientError)
+    # A bug nobody classified is retried, then dead-lettered: never acked and forgotten.
+    assert classify(ZeroDivisionError()) is Verdict.TRANSIENT
+
+
+def test_the_notifiers_backoff_must_fit_in_the_visibility_timeout() -> None:
+    from boxoffice_settings import Settings
+    from pydantic import ValidationError
+
+    def settings(backoff_max: float) -> Settings:
+        return Settings(
+            database_url="postgresql://x@h/db",
+            redis_url="redis://h/0",
+            notifier_retry_backoff_max_seconds=backoff_max,
+            celery_visibility_timeout_seconds=1800,
+        )
+
+    # 7,200 s against 1,800 s: a delayed retry would be redelivered before it is due.
+    with pytest.raises(ValidationError, match="NOTIFIER_RETRY_BACKOFF_MAX_SECONDS"):
+        settings(7200)
+    assert settings(900).notifier_retry_backoff_max_seconds == 900

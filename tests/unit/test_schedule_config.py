@@ -10,6 +10,7 @@ from boxoffice_messaging.routes import (
     TASK_EXPIRE_DUE_HOLDS,
     TASK_PURGE_EXPIRED_KEYS,
     TASK_PURGE_RETENTION,
+    TASK_RECONCILE_REFUNDS,
     TASK_SEND_DAILY_REPORT,
     TASK_SEND_SHOWTIME_REMINDERS,
 )
@@ -38,6 +39,9 @@ def test_default_schedule_has_every_periodic_job() -> None:
     assert jobs["purge-retention"].timing == Every(7 * 24 * 3600)
     assert jobs["purge-expired-keys"].task == TASK_PURGE_EXPIRED_KEYS
     assert jobs["purge-expired-keys"].timing == Every(3600)
+    assert jobs["reconcile-refunds"].task == TASK_RECONCILE_REFUNDS
+    assert jobs["reconcile-refunds"].timing == Every(60)
+    assert jobs["reconcile-refunds"].queue == QUEUE_REAPER
 
 
 def test_yaml_file_overrides_defaults_and_env_overrides_the_file(tmp_path: Path) -> None:

@@ -11,12 +11,15 @@ from boxoffice_client.async_client import AsyncBoxofficeClient
 from boxoffice_client.calls import RowSpec
 from boxoffice_client.client import BoxofficeClient
 from boxoffice_client.errors import (
+    ActiveHoldsLimitError,
     ApiError,
     AuthenticationError,
+    AuthenticationThrottledError,
     BadRequestError,
     BoxofficeError,
     ConflictError,
     NotFoundError,
+    PayloadTooLargeError,
     PermissionDeniedError,
     Problem,
     RateLimitedError,
@@ -49,9 +52,11 @@ from boxoffice_client.retry import NO_RETRIES, RetryPolicy
 
 __all__ = [
     "NO_RETRIES",
+    "ActiveHoldsLimitError",
     "ApiError",
     "AsyncBoxofficeClient",
     "AuthenticationError",
+    "AuthenticationThrottledError",
     "BadRequestError",
     "Booking",
     "BookingSeat",
@@ -62,6 +67,7 @@ __all__ = [
     "Health",
     "NotFoundError",
     "Page",
+    "PayloadTooLargeError",
     "Payment",
     "PaymentSummary",
     "PermissionDeniedError",

@@ -137,7 +137,10 @@ class AsyncBoxofficeClient:
         limit: int | None = None,
         cursor: str | None = None,
     ) -> Page[Booking]:
-        """One page of bookings, newest first; pass `next_cursor` back as `cursor`."""
+        """One page of your client's bookings, newest first; pass `next_cursor` back as `cursor`.
+
+        A key with `bookings:read:all` or `admin` lists every client's bookings.
+        """
         call = calls.list_bookings(customer_email, status, showtime_id, limit, cursor)
         return await self.send(call)
 

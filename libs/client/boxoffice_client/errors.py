@@ -30,6 +30,18 @@ class Problem(BaseModel):
     def extensions(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
+    @property
+    def request_id(self) -> str | None:
+        """The answer's Request-Id: quote it to the API's operators."""
+        value = self.extensions.get("request_id")
+        return str(value) if value else None
+
+    @property
+    def trace_id(self) -> str | None:
+        """The request's trace id, when it was traced."""
+        value = self.extensions.get("trace_id")
+        return str(value) if value else None
+
 
 class BoxofficeError(Exception):
     """Base class of every error this client raises."""
@@ -43,9 +55,12 @@ class ApiError(BoxofficeError):
     """The API answered with an error status; `problem` holds its problem details."""
 
     def __init__(self, response: httpx.Response, problem: Problem) -> None:
+        request_id = problem.request_id or response.headers.get("request-id")
         super().__init__(
             f"{response.status_code} {problem.slug}: {problem.detail or problem.title}"
+            + (f" (request {request_id})" if request_id else "")
         )
+        self.request_id = request_id
         self.status = response.status_code
         self.problem = problem
         self.response = response
@@ -71,7 +86,11 @@ class PermissionDeniedError(ApiError):
 
 
 class NotFoundError(ApiError):
-    """404: the resource does not exist."""
+    """404: the resource does not exist, or it is a booking of another client.
+
+    A key sees only its client's bookings (unless it has `bookings:read:all` or `admin`), and
+    the API answers for another client's booking exactly as for a missing one.
+    """
 
 
 class ConflictError(ApiError):
@@ -86,12 +105,30 @@ class SeatsUnavailableError(ConflictError):
         return [str(seat) for seat in self.problem.extensions.get("seats", [])]
 
 
+class ActiveHoldsLimitError(ConflictError):
+    """409 active-holds-limit: the client already has `limit` active holds; pay for, cancel or
+    let one expire before holding again."""
+
+    @property
+    def limit(self) -> int | None:
+        value = self.problem.extensions.get("limit")
+        return value if isinstance(value, int) else None
+
+
 class UnprocessableEntityError(ApiError):
     """422: the request is well-formed but invalid (see `problem.extensions['errors']`)."""
 
 
 class RateLimitedError(ApiError):
     """429: too many requests for this API key; wait `retry_after` seconds."""
+
+
+class AuthenticationThrottledError(RateLimitedError):
+    """429 `authentication-throttled`: this address sent too many requests without a valid key."""
+
+
+class PayloadTooLargeError(ApiError):
+    """413: the body is larger than the operation takes (`problem.extensions["limit"]`)."""
 
 
 class ServerError(ApiError):
@@ -108,11 +145,16 @@ BY_STATUS: dict[int, type[ApiError]] = {
     403: PermissionDeniedError,
     404: NotFoundError,
     409: ConflictError,
+    413: PayloadTooLargeError,
     422: UnprocessableEntityError,
     429: RateLimitedError,
     503: ServiceUnavailableError,
 }
-BY_SLUG: dict[str, type[ApiError]] = {"seats-unavailable": SeatsUnavailableError}
+BY_SLUG: dict[str, type[ApiError]] = {
+    "seats-unavailable": SeatsUnavailableError,
+    "active-holds-limit": ActiveHoldsLimitError,
+    "authentication-throttled": AuthenticationThrottledError,
+}
 
 
 def error_for(response: httpx.Response) -> ApiError:

@@ -12,17 +12,11 @@ from boxoffice.notifier.v1 import notifier_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from boxoffice_contracts.events import PAYLOAD_FIELDS
+
 SCHEMA_VERSION = 1
 
-# event_type -> the Envelope oneof field that carries it
-PAYLOAD_FIELDS: dict[str, str] = {
-    "hold.created": "hold_created",
-    "booking.confirmed": "booking_confirmed",
-    "booking.expired": "booking_expired",
-    "booking.cancelled": "booking_cancelled",
-    "booking.refunded": "booking_refunded",
-    "notifier.showtime_reminder_due": "showtime_reminder_due",
-}
+__all__ = ["PAYLOAD_FIELDS", "MalformedMessage", "build_envelope", "parse_envelope", "to_json"]
 
 EventPayload = (
     events_pb2.HoldCreated

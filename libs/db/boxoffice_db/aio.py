@@ -10,6 +10,7 @@ single statement is its own transaction (one round trip), and several are groupe
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -28,21 +29,41 @@ def libpq_url(database_url: str) -> str:
     return database_url
 
 
-async def _configure(conn: AsyncConn) -> None:
-    conn.row_factory = namedtuple_row
+ConnectionHook = Callable[[AsyncConn], Awaitable[None]]
 
 
-def make_async_pool(database_url: str, application_name: str, max_size: int) -> AsyncConnectionPool:
-    """A pool to `open()` inside the event loop that uses it; connections name the service."""
+def make_async_pool(
+    database_url: str,
+    application_name: str,
+    max_size: int,
+    prepared_statements: bool = True,
+    configure: ConnectionHook | None = None,
+) -> AsyncConnectionPool:
+    """A pool to `open()` inside the event loop that uses it; connections name the service.
+
+    Without `prepared_statements` (PgBouncer in transaction mode) nothing is prepared on the
+    server, where the next statement may find another connection. `configure` runs on every
+    new connection (the API passes `boxoffice_telemetry.pg_async.trace_async_connection`, so
+    its statements are spans).
+    """
+    kwargs: dict[str, Any] = {
+        "autocommit": True,
+        "application_name": application_name,
+        "connect_timeout": 5,
+    }
+    if not prepared_statements:
+        kwargs["prepare_threshold"] = None
+
+    async def _configure(conn: AsyncConn) -> None:
+        conn.row_factory = namedtuple_row
+        if configure is not None:
+            await configure(conn)
+
     return AsyncConnectionPool(
         libpq_url(database_url),
         min_size=min(2, max_size),
         max_size=max_size,
-        kwargs={
-            "autocommit": True,
-            "application_name": application_name,
-            "connect_timeout": 5,
-        },
+        kwargs=kwargs,
         configure=_configure,
         # A pooled connection that a database restart broke is replaced before it is used.
         check=AsyncConnectionPool.check_connection,

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from boxoffice_settings import get_settings
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -19,15 +19,27 @@ def sqlalchemy_url(database_url: str) -> str:
     return database_url
 
 
-def make_engine(database_url: str, application_name: str, pool_size: int = 10) -> Engine:
-    """Build an engine whose connections name the service in pg_stat_activity."""
+def make_engine(
+    database_url: str,
+    application_name: str,
+    pool_size: int = 10,
+    prepared_statements: bool = True,
+) -> Engine:
+    """Build an engine whose connections name the service in pg_stat_activity.
+
+    Without `prepared_statements` (PgBouncer in transaction mode), psycopg never prepares a
+    statement on the server: the next transaction may run on another server connection.
+    """
+    connect_args: dict[str, object] = {"application_name": application_name, "connect_timeout": 5}
+    if not prepared_statements:
+        connect_args["prepare_threshold"] = None
     return create_engine(
         sqlalchemy_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"application_name": application_name, "connect_timeout": 5},
+        connect_args=connect_args,
     )
 
 
@@ -35,7 +47,12 @@ def make_engine(database_url: str, application_name: str, pool_size: int = 10) -
 def get_engine() -> Engine:
     """Return this process's engine, built from the settings on first use."""
     settings = get_settings()
-    return make_engine(settings.database_url, settings.service_name, settings.db_pool_size)
+    return make_engine(
+        settings.database_url,
+        settings.service_name,
+        settings.db_pool_size,
+        prepared_statements=settings.database_prepared_statements,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -54,3 +71,8 @@ def dispose_engine() -> None:
     """Drop pooled connections; call in a child process after fork."""
     if get_engine.cache_info().currsize:
         get_engine().dispose(close=False)
+
+
+def ping(session: Session) -> None:
+    """One round trip to the database (readiness probes); raises if it cannot answer."""
+    session.execute(text("SELECT 1"))

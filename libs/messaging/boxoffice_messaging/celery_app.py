@@ -1,4 +1,4 @@
-"""The Celery settings every service shares (see DESIGN.md, "Celery settings")."""
+"""The Celery settings every service shares (see docs/architecture.md, "How an event flows")."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ from boxoffice_settings import Settings
 from celery import Celery
 from kombu import Queue
 
+from boxoffice_messaging import kombu_fixes
 from boxoffice_messaging.liveness import install_liveness_file
-from boxoffice_messaging.redis_client import broker_transport_options
+from boxoffice_messaging.redis_client import broker_transport_options, tls_options
 from boxoffice_messaging.routes import QUEUE_EMAIL, QUEUE_REAPER, QUEUE_SMS
 
 
 def create_celery_app(name: str, settings: Settings) -> Celery:
     """A Celery app on the Redis broker with at-least-once, JSON-only delivery."""
+    # A broker restart must not stop a worker (see boxoffice_messaging.kombu_fixes).
+    kombu_fixes.install()
     app = Celery(name, broker=settings.redis_url)
     app.conf.update(
         task_serializer="json",
@@ -43,10 +46,16 @@ def create_celery_app(name: str, settings: Settings) -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
+        # Undecodable messages and unknown task names are dead-lettered, not acked and lost.
+        worker_consumer="boxoffice_messaging.consumer:DeadLetteringConsumer",
         worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
         enable_utc=True,
         timezone="UTC",
     )
+    tls = tls_options(settings.redis_url)
+    if tls is not None:
+        # rediss://: the broker and a result backend on the same URL verify the server.
+        app.conf.update(broker_use_ssl=tls, redis_backend_use_ssl=tls)
     if settings.worker_liveness_file:
         install_liveness_file(
             app, settings.worker_liveness_file, settings.worker_liveness_interval_seconds

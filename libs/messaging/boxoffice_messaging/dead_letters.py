@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from boxoffice_db.engine import session_scope
 from boxoffice_db.models import DeadLetter, Delivery
 from celery import Celery
 from prometheus_client import Counter
@@ -103,6 +104,12 @@ def count_dead_letters(session: Session) -> dict[str, int]:
         .group_by(DeadLetter.service)
     ).all()
     return {service: count for service, count in rows}
+
+
+def waiting_dead_letters() -> dict[str, int]:
+    """`count_dead_letters` in a transaction of its own (the dead-letter gauge's scrape)."""
+    with session_scope() as session:
+        return count_dead_letters(session)
 
 
 def find_dead_letter(session: Session, letter_id: str) -> DeadLetter | None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
-from boxoffice_contracts.envelope import to_json
+from boxoffice_contracts.envelope import EventPayload, build_envelope, to_json
 from boxoffice_db.models import OutboxEvent, TaskRecord, TaskStatus
 from boxoffice_telemetry.tracing import current_trace_context, span_from_carrier
 from celery import Celery, group
@@ -51,6 +52,32 @@ def add_event(session: Session, envelope: Envelope) -> None:
             payload=outbox_payload(envelope),
         )
     )
+
+
+class BookingRef(Protocol):
+    """A booking, or a row naming one: its id and its showtime's."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def showtime_id(self) -> uuid.UUID: ...
+
+
+def add_booking_event(
+    session: Session,
+    event_type: str,
+    booking: BookingRef,
+    payload_type: Callable[..., EventPayload],
+    *,
+    event_id: uuid.UUID | None = None,
+    **fields: Any,
+) -> None:
+    """Stage an event about `booking`: its payload names the booking and the showtime."""
+    payload = payload_type(
+        booking_id=str(booking.id), showtime_id=str(booking.showtime_id), **fields
+    )
+    add_event(session, build_envelope(event_type, booking.id, payload, event_id=event_id))
 
 
 def task_id_for(event_id: uuid.UUID, route: Route) -> str:
@@ -150,14 +177,20 @@ def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
                     "queue": route.queue,
                     "status": TaskStatus.PENDING,
                     "args_summary": summarize_args([row.payload], {}),
+                    # Every event's aggregate is a booking: its client may read the task.
+                    "booking_id": row.aggregate_id,
                     "retries": 0,
                 }
             )
     if task_rows:
+        statement = insert(TaskRecord).values(task_rows)
         session.execute(
-            insert(TaskRecord)
-            .values(task_rows)
-            .on_conflict_do_nothing(index_elements=[TaskRecord.id])
+            # A worker that started the task first wrote its row without the booking.
+            statement.on_conflict_do_update(
+                index_elements=[TaskRecord.id],
+                set_={"booking_id": statement.excluded.booking_id},
+                where=TaskRecord.booking_id.is_(None),
+            )
         )
     session.execute(
         update(OutboxEvent)

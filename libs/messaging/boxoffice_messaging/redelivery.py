@@ -28,6 +28,9 @@ from boxoffice_messaging.routes import EVENT_ROUTES, Route
 
 log = logging.getLogger(__name__)
 
+# The tasks that deliver outbox events: the only PENDING rows a re-send can settle.
+EVENT_TASKS = sorted({route.task for routes in EVENT_ROUTES.values() for route in routes})
+
 REDELIVERED = Counter(
     "boxoffice_outbox_redelivered_total",
     "Outbox deliveries re-sent because they stayed PENDING with their queue empty",
@@ -48,27 +51,36 @@ def _event_id(task: TaskRecord) -> uuid.UUID | None:
 def redeliver_lost(
     session: Session, app: Celery, redis: Redis, older_than: timedelta, limit: int = 200
 ) -> int:
-    """Re-send stale PENDING outbox deliveries whose queue is empty; returns how many."""
+    """Re-send stale PENDING outbox deliveries whose queue is empty; returns how many.
+
+    Only deliveries of event tasks, and only in queues that are empty now, are looked at: a
+    queue with a backlog (or that no worker consumes) must not fill the `limit` with rows
+    that cannot be re-sent, and starve the lost deliveries of every other queue behind them.
+    """
     cutoff = datetime.now(UTC) - older_than
-    stale = session.scalars(
+    stale = (
+        TaskRecord.status == TaskStatus.PENDING,
+        TaskRecord.created_at < cutoff,
+        TaskRecord.updated_at < cutoff,
+        TaskRecord.name.in_(EVENT_TASKS),
+        TaskRecord.queue.is_not(None),
+    )
+    queues = [str(q) for q in session.scalars(select(TaskRecord.queue).where(*stale).distinct())]
+    if not queues:
+        return 0
+    lengths = queue_lengths(redis, tuple(queues))
+    empty = [queue for queue in queues if lengths.get(queue) == 0]
+    if not empty:
+        return 0
+    candidates = session.scalars(
         select(TaskRecord)
-        .where(
-            TaskRecord.status == TaskStatus.PENDING,
-            TaskRecord.created_at < cutoff,
-            TaskRecord.updated_at < cutoff,
-            TaskRecord.queue.is_not(None),
-        )
+        .where(*stale, TaskRecord.queue.in_(empty))
         .order_by(TaskRecord.created_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    if not stale:
-        return 0
-    lengths = queue_lengths(redis, tuple({str(t.queue) for t in stale}))
     waiting_ids = {
-        event_id: task
-        for task in stale
-        if lengths.get(str(task.queue)) == 0 and (event_id := _event_id(task)) is not None
+        event_id: task for task in candidates if (event_id := _event_id(task)) is not None
     }
     if not waiting_ids:
         return 0

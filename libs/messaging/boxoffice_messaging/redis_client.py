@@ -10,8 +10,9 @@ failover needs no restart.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from boxoffice_settings import Settings
 from redis import Redis
@@ -71,6 +72,31 @@ def async_redis_client(url: str, *, sentinel_master: str = "mymaster", **kwargs:
     sentinel = AsyncSentinel(nodes, sentinel_kwargs=timeouts, **kwargs)  # type: ignore[no-untyped-call]
     client: AsyncRedis = sentinel.master_for(sentinel_master, db=db, password=password)
     return client
+
+
+_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+
+def tls_options(url: str) -> dict[str, Any] | None:
+    """For a `rediss://` URL, the TLS options Celery's broker and result backend need.
+
+    redis-py verifies the server's certificate by default; Celery's broker would not (and its
+    result backend refuses a rediss:// URL without `ssl_cert_reqs`). So the certificate is
+    required unless the URL says otherwise (`?ssl_cert_reqs=none`), and `ssl_ca_certs`,
+    `ssl_certfile` and `ssl_keyfile` in the URL apply to both.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "rediss":
+        return None
+    query = dict(parse_qsl(parts.query))
+    reqs = query.get("ssl_cert_reqs", "required").lower().removeprefix("cert_")
+    if reqs not in _CERT_REQS:
+        raise ValueError(f"ssl_cert_reqs must be none, optional or required, not {reqs!r}")
+    options: dict[str, Any] = {"ssl_cert_reqs": _CERT_REQS[reqs]}
+    for key in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+        if query.get(key):
+            options[key] = query[key]
+    return options
 
 
 def broker_transport_options(url: str, sentinel_master: str) -> dict[str, Any]:

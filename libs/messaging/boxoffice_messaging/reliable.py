@@ -1,11 +1,14 @@
 """A base task class that retries transient errors with backoff and dead-letters the rest.
 
-Services declare tasks with `reliable_task`:
+Services declare tasks with it as their base, the name on the decorator:
 
-    @reliable_task(app, TASK_SEND_BOOKING_CONFIRMATION, service="notifier")
-    def send_booking_confirmation(message: object) -> bool: ...
+    @app.task(name="notifier.send_booking_confirmation", base=ReliableTask, bind=True,
+              service="notifier", retry_policy=policy)
+    def send_booking_confirmation(self: ReliableTask, message: object) -> str: ...
 
-The function raises; the base class decides. A transient error (a dropped connection, a
+(or with `reliable_task(app, name, ...)` for a function that takes no `self`). The function
+raises; the base class decides, whatever was raised: every call goes through `run_reliably`,
+even one whose arguments do not fit the function. A transient error (a dropped connection, a
 timeout, `TransientError`) is retried with exponential backoff, jitter and a cap; a
 permanent one (a malformed message, `PermanentError`) or the last failed retry moves the
 original message to the service's dead-letter queue with the reason and the attempt count.
@@ -19,7 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar, cast
 
 from boxoffice_db.engine import session_scope
-from boxoffice_settings import get_settings
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, Retry
 
@@ -54,7 +56,16 @@ class ReliableTask(Task):  # type: ignore[type-arg]
     dead_letter: bool = True
 
     def policy(self) -> RetryPolicy:
-        return self.retry_policy or RetryPolicy.from_settings(get_settings())
+        return self.retry_policy or RetryPolicy()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # The worker's tracer calls a task with its own __call__ instead of `run`, with the
+        # request already pushed; so does a direct call. Either way the errors are decided here.
+        return self.run_reliably(self.run, args, kwargs)
+
+    def on_give_up(self, exc: Exception, reason: str, args: Sequence[Any]) -> None:
+        """Called once the message is given up on, before it is dead-lettered (a service records
+        its own outcome here: the notifier marks the delivery failed)."""
 
     def run_reliably(
         self, fn: Callable[..., R], args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -81,7 +92,7 @@ class ReliableTask(Task):  # type: ignore[type-arg]
         policy = self.policy()
         error = f"{type(exc).__name__}: {exc}"
         if verdict is Verdict.TRANSIENT and not policy.exhausted(retries):
-            countdown = policy.delay(retries)
+            countdown = policy.delay(retries, hint=getattr(exc, "retry_after", None))
             log.warning(
                 "task failed, retrying in %.1fs: %s",
                 countdown,
@@ -89,6 +100,11 @@ class ReliableTask(Task):  # type: ignore[type-arg]
                 extra={"task": self.name, "task_id": self.request.id, "retries": retries},
             )
             self.retry_or_requeue(exc, countdown)
+        if verdict is Verdict.PERMANENT:
+            reason = f"permanent error: {error}"
+        else:
+            reason = f"gave up after {retries + 1} attempts: {error}"
+        self.on_give_up(exc, reason, args)
         if not self.dead_letter:
             log.error(
                 "task failed and is not retried: %s",
@@ -96,10 +112,6 @@ class ReliableTask(Task):  # type: ignore[type-arg]
                 extra={"task": self.name, "task_id": self.request.id},
             )
             return
-        if verdict is Verdict.PERMANENT:
-            reason = f"permanent error: {error}"
-        else:
-            reason = f"gave up after {retries + 1} attempts: {error}"
         failed = FailedMessage(
             service=self.service,
             task_name=self.name,
@@ -124,33 +136,6 @@ class ReliableTask(Task):  # type: ignore[type-arg]
         log.error(
             "message dead-lettered: %s",
             reason,
-            extra={"task": self.name, "task_id": self.request.id, "service": self.service},
-        )
-
-    def move_to_dead_letters(self, exc: Exception, reason: str | None = None) -> None:
-        """Move the message in hand to the service's dead-letter queue (for tasks that keep
-        their own retry logic); re-raise `exc` afterwards so the task ends as FAILURE."""
-        retries = int(self.request.retries or 0)
-        failed = FailedMessage(
-            service=self.service,
-            task_name=self.name,
-            queue=self._queue(),
-            task_id=self.request.id,
-            args=list(self.request.args or ()),
-            kwargs=dict(self.request.kwargs or {}),
-            error=exc,
-            attempts=retries + 1,
-            reason=reason or f"permanent error: {type(exc).__name__}: {exc}",
-        )
-        try:
-            with session_scope() as session:
-                record_dead_letter(session, failed)
-        except Exception as store_error:
-            log.error("cannot dead-letter the message yet, retrying: %s", store_error)
-            self.retry_or_requeue(exc, DEAD_LETTER_RETRY_SECONDS)
-        log.error(
-            "message dead-lettered: %s",
-            failed.reason,
             extra={"task": self.name, "task_id": self.request.id, "service": self.service},
         )
 
@@ -196,7 +181,7 @@ def reliable_task(
 
     def decorate(fn: Callable[..., Any]) -> ReliableTask:
         def run(self: ReliableTask, *args: Any, **kwargs: Any) -> Any:
-            return self.run_reliably(fn, args, kwargs)
+            return fn(*args, **kwargs)  # ReliableTask.__call__ decides on its errors
 
         # Not functools.wraps: Celery would read fn's signature through __wrapped__, and a
         # message with the wrong arguments must reach run_reliably to be dead-lettered.

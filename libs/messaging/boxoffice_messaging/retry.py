@@ -1,4 +1,10 @@
-"""Retry policy: exponential backoff with jitter and a cap, and transient/permanent errors."""
+"""The one retry policy and error taxonomy of every worker.
+
+A task raises `TransientError` (try again later) or `PermanentError` (no retry can help), or
+any other exception, which `classify` sorts; `RetryPolicy` says when to retry and when to stop.
+Services subclass the two errors for their own failures (the notifier's delivery errors), so
+one classification and one policy decide for every worker.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +18,23 @@ import kombu.exceptions
 import redis.exceptions
 import sqlalchemy.exc
 from boxoffice_contracts.envelope import MalformedMessage
-from boxoffice_settings import Settings
 
 
-class TransientError(Exception):
+class TaskError(Exception):
+    """A failure a task raises on purpose: `reason` is fit to store and show to operators;
+    `retry_after` is a hint in seconds (a provider's Retry-After), if any."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class TransientError(TaskError):
     """Raise from a task for a failure that may pass by itself: the task is retried."""
 
 
-class PermanentError(Exception):
+class PermanentError(TaskError):
     """Raise from a task for a failure no retry can fix: the message is dead-lettered at once."""
 
 
@@ -101,20 +116,18 @@ class RetryPolicy:
     factor: float = 2.0
     cap_seconds: float = 300.0
 
-    def delay(self, retries: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before retry number `retries + 1`."""
+    def delay(
+        self, retries: int, rng: random.Random | None = None, hint: float | None = None
+    ) -> float:
+        """Seconds to wait before retry number `retries + 1`; at least `hint` (a provider's
+        Retry-After), itself never more than the cap."""
         exponential = self.base_seconds * self.factor ** min(retries, 64)
         ceiling = min(self.cap_seconds, exponential)
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+        delay = ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+        if hint is not None:
+            delay = max(delay, min(hint, self.cap_seconds))
+        return delay
 
     def exhausted(self, retries: int) -> bool:
         """True when `retries` retries have been made and no more are allowed."""
         return retries >= self.max_retries
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(
-            max_retries=settings.retry_max_retries,
-            base_seconds=settings.retry_backoff_base_seconds,
-            cap_seconds=settings.retry_backoff_max_seconds,
-        )

@@ -1,11 +1,15 @@
 """Queue names and which tasks each event is published to.
 
-Services never import each other's code, so producers address tasks by name.
+Services never import each other's code, so producers address tasks by name. The routes of an
+event are derived from its row in `boxoffice_contracts.events` (one task per channel, on that
+channel's queue); the constants below name the same tasks for code that sends them directly.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
+
+from boxoffice_contracts.events import EMAIL, EVENT_TYPES, SMS
 
 QUEUE_EMAIL = "notifier.email"
 QUEUE_SMS = "notifier.sms"
@@ -29,6 +33,7 @@ TASK_COMPUTE_VENUE_REPORT = "notifier.compute_venue_report"
 TASK_EMAIL_DAILY_REPORT = "notifier.email_daily_report"
 TASK_PURGE_RETENTION = "reaper.purge_retention"
 TASK_PURGE_EXPIRED_KEYS = "reaper.purge_expired_keys"
+TASK_RECONCILE_REFUNDS = "reaper.reconcile_refunds"
 
 
 class Route(NamedTuple):
@@ -36,22 +41,13 @@ class Route(NamedTuple):
     queue: str
 
 
+CHANNEL_QUEUES: dict[str, str] = {EMAIL: QUEUE_EMAIL, SMS: QUEUE_SMS}
+
 # An event with several routes is published as one Celery group: its channels run in parallel,
 # each on its own queue and worker pool.
 EVENT_ROUTES: dict[str, tuple[Route, ...]] = {
-    "hold.created": (),
-    "booking.confirmed": (
-        Route(TASK_SEND_BOOKING_CONFIRMATION, QUEUE_EMAIL),
-        Route(TASK_SEND_BOOKING_CONFIRMATION_SMS, QUEUE_SMS),
-    ),
-    "booking.expired": (Route(TASK_SEND_HOLD_EXPIRED, QUEUE_EMAIL),),
-    "booking.cancelled": (Route(TASK_SEND_BOOKING_CANCELLED, QUEUE_EMAIL),),
-    "booking.refunded": (
-        Route(TASK_SEND_BOOKING_REFUNDED, QUEUE_EMAIL),
-        Route(TASK_SEND_BOOKING_REFUNDED_SMS, QUEUE_SMS),
-    ),
-    "notifier.showtime_reminder_due": (
-        Route(TASK_SEND_SHOWTIME_REMINDER, QUEUE_EMAIL),
-        Route(TASK_SEND_SHOWTIME_REMINDER_SMS, QUEUE_SMS),
-    ),
+    event.name: tuple(
+        Route(event.task_name(channel), CHANNEL_QUEUES[channel]) for channel in event.channels
+    )
+    for event in EVENT_TYPES
 }

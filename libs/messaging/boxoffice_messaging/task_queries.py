@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from boxoffice_db.models import TaskRecord, TaskStatus
+from boxoffice_db.models import Booking, TaskRecord, TaskStatus
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True)
+class OwnedTask:
+    """A task and the client that owns the booking it is about (None: about no booking)."""
+
+    task: TaskRecord
+    owner_id: uuid.UUID | None
+
+
+def find_task(session: Session, task_id: str) -> OwnedTask | None:
+    """One task with its booking's owner, in one query; None if there is no such task."""
+    row = session.execute(
+        select(TaskRecord, Booking.owner_id)
+        .outerjoin(Booking, Booking.id == TaskRecord.booking_id)
+        .where(TaskRecord.id == task_id)
+    ).one_or_none()
+    return None if row is None else OwnedTask(row[0], row[1])
 
 
 @dataclass(frozen=True)

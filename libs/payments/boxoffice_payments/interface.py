@@ -50,6 +50,7 @@ class PaymentState:
     status: PaymentStatus
     payment_reference: str | None = None
     amount_minor: int | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Refund:
 
 @dataclass(frozen=True)
 class WebhookEvent:
-    """A verified provider callback; `event_id` is what duplicates are recognised by."""
+    """A verified provider callback; `event_id` (covered by the signature) spots duplicates."""
 
     event_id: str
     event_type: str
@@ -70,6 +71,7 @@ class WebhookEvent:
     payment_reference: str | None
     status: PaymentStatus | None  # None: an event this system does not act on
     amount_minor: int | None = None
+    currency: str | None = None
 
 
 class PaymentProvider(abc.ABC):
@@ -88,8 +90,12 @@ class PaymentProvider(abc.ABC):
         """Capture an authorized payment."""
 
     @abc.abstractmethod
-    def refund(self, payment_reference: str, amount_minor: int) -> Refund:
-        """Refund a captured payment in full or in part."""
+    def refund(self, payment_reference: str, amount_minor: int, idempotency_key: str) -> Refund:
+        """Refund a captured payment; the same `idempotency_key` again returns the same refund.
+
+        A caller that crashed after the provider refunded, before it recorded the refund, asks
+        again with the same key and learns the refund instead of making a second one.
+        """
 
     @abc.abstractmethod
     def fetch_status(self, order_reference: str) -> PaymentState:

@@ -27,7 +27,8 @@ from boxoffice_payments.interface import (
 )
 
 SIGNATURE_HEADER = "x-razorpay-signature"
-EVENT_ID_HEADER = "x-razorpay-event-id"
+# Razorpay's idempotency key for creating refunds (10+ characters: our refund ids are UUIDs).
+REFUND_IDEMPOTENCY_HEADER = "X-Refund-Idempotency"
 
 # Razorpay payment entity status -> ours
 PAYMENT_STATUSES = {
@@ -78,9 +79,15 @@ class RazorpayProvider(PaymentProvider):
     def close(self) -> None:
         self._client.close()
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         try:
-            response = self._client.request(method, path, json=body)
+            response = self._client.request(method, path, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise PaymentProviderError(f"razorpay {method} {path}: {exc!r}") from exc
         if response.status_code >= 400:
@@ -124,14 +131,24 @@ class RazorpayProvider(PaymentProvider):
         )
         return _payment_state(data)
 
-    def refund(self, payment_reference: str, amount_minor: int) -> Refund:
-        data = self._call("POST", f"/payments/{payment_reference}/refund", {"amount": amount_minor})
-        return Refund(
-            reference=str(data["id"]),
-            payment_reference=payment_reference,
-            amount_minor=int(data.get("amount", amount_minor)),
-            status=str(data.get("status", "processed")),
+    def refund(self, payment_reference: str, amount_minor: int, idempotency_key: str) -> Refund:
+        """The refund made with this key if there is one, else a new one.
+
+        Two callers may both find no refund by `receipt` and both create one (the cancel path
+        and a reconcile run at once): X-Refund-Idempotency makes Razorpay answer the second
+        create with the first one's refund (409 while the first is still being processed).
+        """
+        made = self._call("GET", f"/payments/{payment_reference}/refunds")
+        for item in made.get("items", []):
+            if isinstance(item, dict) and item.get("receipt") == idempotency_key:
+                return _refund(item, payment_reference, amount_minor)
+        data = self._call(
+            "POST",
+            f"/payments/{payment_reference}/refund",
+            {"amount": amount_minor, "receipt": idempotency_key},
+            headers={REFUND_IDEMPOTENCY_HEADER: idempotency_key},
         )
+        return _refund(data, payment_reference, amount_minor)
 
     def fetch_status(self, order_reference: str) -> PaymentState:
         """The best state among the order's payment attempts (captured beats authorized...)."""
@@ -152,6 +169,7 @@ class RazorpayProvider(PaymentProvider):
             status=best.status,
             payment_reference=best.payment_reference,
             amount_minor=best.amount_minor,
+            currency=best.currency,
         )
 
     def verify_checkout_signature(self, order_id: str, payment_id: str, signature: str) -> bool:
@@ -172,11 +190,12 @@ class RazorpayProvider(PaymentProvider):
             raise WebhookSignatureError(f"signed but not a Razorpay event: {exc}") from exc
         payment = _entity(data, "payment")
         order = _entity(data, "order")
-        event_id = lowered.get(EVENT_ID_HEADER) or str(data.get("id") or "")
-        if not event_id:
-            # Older payloads carry no id: the signed body itself identifies the event.
-            event_id = "sha256:" + hashlib.sha256(body).hexdigest()
+        # Duplicates are recognised by what the signature covers: an id in the body, else the
+        # signed body itself. The X-Razorpay-Event-Id header is not signed, so a replayed body
+        # with a fresh header must not pass as a new event.
+        event_id = str(data.get("id") or "") or "sha256:" + hashlib.sha256(body).hexdigest()
         amount = payment.get("amount", order.get("amount"))
+        currency = payment.get("currency", order.get("currency"))
         return WebhookEvent(
             event_id=event_id,
             event_type=event_type,
@@ -184,7 +203,17 @@ class RazorpayProvider(PaymentProvider):
             payment_reference=_str_or_none(payment.get("id")),
             status=WEBHOOK_STATUSES.get(event_type),
             amount_minor=int(amount) if isinstance(amount, int) else None,
+            currency=str(currency) if isinstance(currency, str) else None,
         )
+
+
+def _refund(data: dict[str, Any], payment_reference: str, amount_minor: int) -> Refund:
+    return Refund(
+        reference=str(data["id"]),
+        payment_reference=payment_reference,
+        amount_minor=int(data.get("amount", amount_minor)),
+        status=str(data.get("status", "processed")),
+    )
 
 
 def _entity(event: dict[str, Any], name: str) -> dict[str, Any]:
@@ -200,9 +229,11 @@ def _str_or_none(value: object) -> str | None:
 def _payment_state(data: dict[str, Any]) -> PaymentState:
     status = PAYMENT_STATUSES.get(str(data.get("status")), PaymentStatus.PENDING)
     amount = data.get("amount")
+    currency = data.get("currency")
     return PaymentState(
         reference=str(data.get("order_id") or data.get("id")),
         status=status,
         payment_reference=_str_or_none(data.get("id")),
         amount_minor=int(amount) if isinstance(amount, int) else None,
+        currency=str(currency) if isinstance(currency, str) else None,
     )

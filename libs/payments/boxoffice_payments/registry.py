@@ -7,8 +7,8 @@ from functools import lru_cache
 from boxoffice_settings import Settings, get_settings
 
 from boxoffice_payments.interface import PaymentProvider
+from boxoffice_payments.local_provider import LocalPaymentProvider
 from boxoffice_payments.razorpay import RazorpayProvider
-from boxoffice_payments.test_provider import TestPaymentProvider
 
 
 class UnknownProvider(LookupError):
@@ -27,7 +27,7 @@ def build_provider(name: str, settings: Settings) -> PaymentProvider:
     if name not in provider_names(settings):
         raise UnknownProvider(f"payment provider {name!r} is not enabled here")
     if name == "test":
-        return TestPaymentProvider(settings.test_webhook_secret.get_secret_value())
+        return LocalPaymentProvider(settings.test_webhook_secret.get_secret_value())
     assert settings.razorpay_key_id is not None
     assert settings.razorpay_key_secret is not None
     return RazorpayProvider(

@@ -1,12 +1,27 @@
-"""Celery metrics (celery-exporter's names and labels), tracing and log context, from signals.
+"""Celery metrics with celery-exporter's names, labels and buckets; tracing and log context.
 
-The counters are counted where the thing happens (sent in the producer, received in the
-worker's consumer, the rest in the process running the task), so a scrape of every process
-gives what celery-exporter derives from the event stream. Labels are `name`, `queue_name` and,
-on failures, `exception`: no hostname, ids or payloads, so series stay bounded.
+celery-exporter (danihodovic/celery-exporter, `src/exporter.py`) is one process reading the
+whole cluster's events; here each process counts what happens in it, from Celery's signals:
+sent in the producer, received in the worker's consumer, the rest in the process running the
+task. Summed over one job (the chart gives every Boxoffice pod job="boxoffice"), the series are
+what celery-exporter would export, so the celery-mixin's dashboards and alerts work unchanged:
+
+- task counters `{name, hostname, queue_name}` (failed: plus `exception`); when a worker
+  receives a task, the other outcome counters of that task are touched with 0, as the
+  exporter does, so rates read 0 rather than nothing;
+- `celery_task_runtime{name, hostname, queue_name}`: run time of successful tasks, in
+  prometheus_client's default buckets (the exporter's default);
+- `celery_task_queue_wait_time{name, hostname, queue_name}`: publish (or ETA) to start;
+- `celery_worker_tasks_active{hostname}`: tasks running now in this worker.
+
+Queue lengths, worker liveness and worker/process counts per queue are cluster-wide: the
+scheduler leader exports them once (`boxoffice_telemetry.cluster`). `hostname` is the worker's
+node name (`notifier-email@<pod>`) or, for producers, `<service>@<pod>`; no ids or payloads.
 
 Trace context travels in the message headers (W3C `traceparent`); each message also carries
-`published_at` so the worker can tell how long it waited in the queue.
+`published_at` so the worker can tell how long it waited in the queue. Spans carry the OpenTelemetry
+messaging attributes (`messaging.system`, `messaging.operation.type`, `messaging.message.id`,
+`messaging.destination.name`).
 """
 
 from __future__ import annotations
@@ -14,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -22,6 +38,7 @@ from typing import Any
 
 import structlog
 from celery import Task, signals
+from celery.exceptions import Reject
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
@@ -32,46 +49,57 @@ from boxoffice_telemetry.tracing import context_from, inject_into, tracer
 
 log = logging.getLogger(__name__)
 
-LABELS = ["name", "queue_name"]
+LABELS = ["name", "hostname", "queue_name"]
 PUBLISHED_AT_HEADER = "published_at"
 
-# Seconds: quick tasks (a sweep, an email) to slow ones (a report).
-RUNTIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-
-TASK_SENT = Counter("celery_task_sent", "Tasks published", LABELS)
-TASK_RECEIVED = Counter("celery_task_received", "Tasks received by a worker", LABELS)
-TASK_STARTED = Counter("celery_task_started", "Tasks started", LABELS)
-TASK_SUCCEEDED = Counter("celery_task_succeeded", "Tasks that succeeded", LABELS)
-TASK_FAILED = Counter("celery_task_failed", "Tasks that failed", [*LABELS, "exception"])
-TASK_RETRIED = Counter("celery_task_retried", "Tasks scheduled for a retry", LABELS)
-TASK_REJECTED = Counter("celery_task_rejected", "Tasks rejected (dead-lettered)", LABELS)
-TASK_REVOKED = Counter("celery_task_revoked", "Tasks revoked", LABELS)
-TASK_RUNTIME = Histogram(
-    "celery_task_runtime_seconds", "Task run time", LABELS, buckets=RUNTIME_BUCKETS
+TASK_SENT = Counter("celery_task_sent", "Sent when a task message is published.", LABELS)
+TASK_RECEIVED = Counter("celery_task_received", "Sent when the worker receives a task.", LABELS)
+TASK_STARTED = Counter(
+    "celery_task_started", "Sent just before the worker executes the task.", LABELS
 )
-TASK_QUEUE_WAIT = Histogram(
-    "celery_task_queue_wait_seconds",
-    "Time from publish (or ETA) to a worker starting the task",
+TASK_SUCCEEDED = Counter("celery_task_succeeded", "Sent if the task executed successfully.", LABELS)
+TASK_FAILED = Counter(
+    "celery_task_failed", "Sent if the execution of the task failed.", [*LABELS, "exception"]
+)
+TASK_RETRIED = Counter(
+    "celery_task_retried", "Sent if the task failed, but will be retried in the future.", LABELS
+)
+TASK_REJECTED = Counter(
+    "celery_task_rejected",
+    "The task was rejected by the worker, possibly to be re-queued or moved to a dead letter"
+    " queue.",
     LABELS,
-    buckets=WAIT_BUCKETS,
 )
-WORKER_UP = Gauge(
-    "celery_worker_up",
-    "1 while this worker consumes, 0 once it shuts down",
-    ["hostname"],
-    multiprocess_mode="max",
+TASK_REVOKED = Counter("celery_task_revoked", "Sent if the task has been revoked.", LABELS)
+# Not in celery-exporter (its events have no IGNORED state): a task that raised Ignore ends here,
+# so started - (succeeded + failed + retried + rejected + ignored) is what is still running.
+TASK_IGNORED = Counter(
+    "celery_task_ignored", "The task raised Ignore: it ended without a result state.", LABELS
+)
+TASK_RUNTIME = Histogram("celery_task_runtime", "Histogram of task runtime measurements.", LABELS)
+TASK_QUEUE_WAIT = Histogram(
+    "celery_task_queue_wait_time",
+    "Histogram of task queue wait time: publish (or ETA, if later) to the task starting.",
+    LABELS,
 )
 TASKS_ACTIVE = Gauge(
     "celery_worker_tasks_active",
-    "Tasks running in this worker now",
+    "The number of tasks the worker is currently processing",
     ["hostname"],
     multiprocess_mode="livesum",
 )
+# The outcome counters a received task touches with 0 (failed gets exception="").
+_OUTCOMES = (TASK_STARTED, TASK_SUCCEEDED, TASK_RETRIED, TASK_REJECTED, TASK_REVOKED)
 
 _running: dict[str, tuple[float, trace.Span, object | None]] = {}
 _publishing: dict[str, trace.Span] = {}
 _state_lock = threading.Lock()
+_producer = {"hostname": f"celery@{socket.gethostname()}"}
+
+
+def producer_hostname() -> str:
+    """The `hostname` label of tasks this process sends (`<service>@<host>`)."""
+    return _producer["hostname"]
 
 
 def _queue_of(request: Any) -> str:
@@ -82,6 +110,10 @@ def _queue_of(request: Any) -> str:
 def _task_name(sender: object, fallback: object = None) -> str:
     name = getattr(sender, "name", None) or fallback or sender
     return str(name)
+
+
+def _hostname_of(request: Any) -> str:
+    return str(getattr(request, "hostname", None) or producer_hostname())
 
 
 # ---- producer side -------------------------------------------------------------------------
@@ -99,7 +131,10 @@ def _before_publish(
         kind=trace.SpanKind.PRODUCER,
         attributes={
             "messaging.system": "celery",
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "publish",
             "messaging.destination.name": str(kwargs.get("routing_key") or ""),
+            "messaging.message.id": str(task_id or ""),
             "celery.task_name": _task_name(sender),
         },
     )
@@ -121,7 +156,7 @@ def _after_publish(
     routing_key: str | None = None,
     **_: Any,
 ) -> None:
-    TASK_SENT.labels(_task_name(sender), routing_key or "unknown").inc()
+    TASK_SENT.labels(_task_name(sender), producer_hostname(), routing_key or "unknown").inc()
     task_id = (headers or {}).get("id")
     with _state_lock:
         span = _publishing.pop(str(task_id), None) if task_id else None
@@ -129,8 +164,10 @@ def _after_publish(
         span.end()
 
 
-def instrument_celery_producer() -> None:
+def instrument_celery_producer(service: str | None = None) -> None:
     """Count and trace the tasks this process publishes (relay, scheduler, API)."""
+    if service:
+        _producer["hostname"] = f"{service}@{socket.gethostname()}"
     signals.before_task_publish.connect(_before_publish, weak=False)
     signals.after_task_publish.connect(_after_publish, weak=False)
 
@@ -139,8 +176,13 @@ def instrument_celery_producer() -> None:
 
 
 def _received(request: Any = None, **_: Any) -> None:
-    if request is not None:
-        TASK_RECEIVED.labels(request.name, _queue_of(request)).inc()
+    if request is None:
+        return
+    labels = (request.name, _hostname_of(request), _queue_of(request))
+    TASK_RECEIVED.labels(*labels).inc()
+    for counter in _OUTCOMES:
+        counter.labels(*labels).inc(0)
+    TASK_FAILED.labels(*labels, "").inc(0)
 
 
 def _ready_at(request: Any) -> float | None:
@@ -160,11 +202,12 @@ def _prerun(task_id: str = "", task: Task[Any, Any] | None = None, **_: Any) -> 
         return
     request = task.request
     queue = _queue_of(request)
-    TASK_STARTED.labels(task.name, queue).inc()
-    TASKS_ACTIVE.labels(request.hostname or "unknown").inc()
+    hostname = _hostname_of(request)
+    TASK_STARTED.labels(task.name, hostname, queue).inc()
+    TASKS_ACTIVE.labels(hostname).inc()
     ready = _ready_at(request)
     if ready is not None:
-        TASK_QUEUE_WAIT.labels(task.name, queue).observe(max(0.0, time.time() - ready))
+        TASK_QUEUE_WAIT.labels(task.name, hostname, queue).observe(max(0.0, time.time() - ready))
     carrier = {
         key: value
         for key in ("traceparent", "tracestate")
@@ -176,7 +219,11 @@ def _prerun(task_id: str = "", task: Task[Any, Any] | None = None, **_: Any) -> 
         kind=trace.SpanKind.CONSUMER,
         attributes={
             "messaging.system": "celery",
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "run",
             "messaging.destination.name": queue,
+            "messaging.message.id": task_id,
+            "messaging.consumer.group.name": queue,
             "celery.task_name": task.name,
             "celery.retries": int(request.retries or 0),
         },
@@ -196,13 +243,16 @@ def _postrun(
     if task is None or started is None:
         return
     began, span, token = started
-    queue = _queue_of(task.request)
-    TASK_RUNTIME.labels(task.name, queue).observe(time.perf_counter() - began)
-    TASKS_ACTIVE.labels(task.request.hostname or "unknown").dec()
+    labels = (task.name, _hostname_of(task.request), _queue_of(task.request))
+    TASKS_ACTIVE.labels(labels[1]).dec()
+    # FAILURE and RETRY are counted by their own signals; every started task ends in one of these.
     if state == "SUCCESS":
-        TASK_SUCCEEDED.labels(task.name, queue).inc()
+        TASK_SUCCEEDED.labels(*labels).inc()
+        TASK_RUNTIME.labels(*labels).observe(time.perf_counter() - began)
     elif state == "REJECTED":
-        TASK_REJECTED.labels(task.name, queue).inc()
+        TASK_REJECTED.labels(*labels).inc()
+    elif state == "IGNORED":
+        TASK_IGNORED.labels(*labels).inc()
     if state is not None:
         span.set_attribute("celery.state", state)
     span.end()
@@ -216,10 +266,14 @@ def _failure(
     exception: BaseException | None = None,
     **_: Any,
 ) -> None:
-    if sender is None:
+    if sender is None or isinstance(exception, Reject):
+        # Celery also signals a failure for Reject; it ends as REJECTED (see _postrun), once.
         return
     TASK_FAILED.labels(
-        sender.name, _queue_of(sender.request), type(exception).__name__ if exception else "unknown"
+        sender.name,
+        _hostname_of(sender.request),
+        _queue_of(sender.request),
+        type(exception).__name__ if exception else "unknown",
     ).inc()
     with _state_lock:
         running = _running.get(task_id)
@@ -230,58 +284,46 @@ def _failure(
 
 def _retry(sender: Task[Any, Any] | None = None, request: Any = None, **_: Any) -> None:
     if sender is not None:
-        TASK_RETRIED.labels(sender.name, _queue_of(request or sender.request)).inc()
+        req = request or sender.request
+        TASK_RETRIED.labels(sender.name, _hostname_of(req), _queue_of(req)).inc()
 
 
-def _rejected(sender: Any = None, message: Any = None, **_: Any) -> None:
-    # A message no task here understands (unknown name or undecodable): counted, not traced.
-    # Names this worker does not know become "unknown", so a stray producer adds no series.
+def _not_understood(sender: Any = None, message: Any = None, **_: Any) -> None:
+    # A message no task here understands (unknown name or undecodable): it never started, so it
+    # is not a rejected *task*; celery-exporter names such tasks "None" and the celery-mixin
+    # ignores that name. Names this worker does not know become "None": no stray series.
     headers: Mapping[str, Any] = getattr(message, "headers", None) or {}
     info: Mapping[str, Any] = getattr(message, "delivery_info", None) or {}
     name = str(headers.get("task", ""))
     known = getattr(getattr(sender, "app", None), "tasks", {})
     TASK_REJECTED.labels(
-        name if name in known else "unknown", str(info.get("routing_key") or "unknown")
+        name if name in known else "None",
+        str(getattr(sender, "hostname", None) or producer_hostname()),
+        str(info.get("routing_key") or "unknown"),
     ).inc()
 
 
 def _revoked(request: Any = None, **_: Any) -> None:
     if request is not None:
-        TASK_REVOKED.labels(request.name, _queue_of(request)).inc()
-
-
-def _worker_ready(sender: Any = None, **_: Any) -> None:
-    WORKER_UP.labels(_hostname(sender)).set(1)
-
-
-def _worker_stopping(sender: Any = None, **_: Any) -> None:
-    WORKER_UP.labels(_hostname(sender)).set(0)
-
-
-def _hostname(sender: Any) -> str:
-    # worker_ready's sender is the consumer; worker_shutting_down's is the hostname itself.
-    name = sender if isinstance(sender, str) else getattr(sender, "hostname", None)
-    return str(name or "unknown")
+        TASK_REVOKED.labels(request.name, _hostname_of(request), _queue_of(request)).inc()
 
 
 def _child_exited(pid: int = 0, **_: Any) -> None:
     process_exited(pid or os.getpid())
 
 
-def instrument_celery_worker() -> None:
+def instrument_celery_worker(service: str | None = None) -> None:
     """Count, time and trace every task this process runs; tag its log lines with the task.
 
     Celery's signals are process-wide, as is a worker: one call covers every app in it.
     """
-    instrument_celery_producer()  # tasks that send tasks
+    instrument_celery_producer(service)  # tasks that send tasks
     signals.task_received.connect(_received, weak=False)
     signals.task_prerun.connect(_prerun, weak=False)
     signals.task_postrun.connect(_postrun, weak=False)
     signals.task_failure.connect(_failure, weak=False)
     signals.task_retry.connect(_retry, weak=False)
-    signals.task_rejected.connect(_rejected, weak=False)
-    signals.task_unknown.connect(_rejected, weak=False)
+    signals.task_rejected.connect(_not_understood, weak=False)
+    signals.task_unknown.connect(_not_understood, weak=False)
     signals.task_revoked.connect(_revoked, weak=False)
-    signals.worker_ready.connect(_worker_ready, weak=False)
-    signals.worker_shutting_down.connect(_worker_stopping, weak=False)
     signals.worker_process_shutdown.connect(_child_exited, weak=False)

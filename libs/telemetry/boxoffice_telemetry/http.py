@@ -14,10 +14,10 @@ import structlog
 from fastapi import FastAPI
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from boxoffice_telemetry.asgi import HttpMiddleware
 from boxoffice_telemetry.logs import request_route
-from boxoffice_telemetry.metrics import metrics_asgi_app
 from boxoffice_telemetry.tracing import tracing_enabled
 
 UNMATCHED = "none"
@@ -51,16 +51,10 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx"
 
 
-class HttpMetricsMiddleware:
+class HttpMetricsMiddleware(HttpMiddleware):
     """Counts and times every request; its log lines name the route and method."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = str(scope["method"])
         status = 500  # unless a response starts: an exception escaping is a 500 to the client
 
@@ -100,7 +94,7 @@ def _span_details(scope: Scope) -> tuple[str, dict[str, str]]:
 
 
 def instrument_fastapi(app: FastAPI) -> None:
-    """RED metrics, a span per request, and `/metrics` on `app`.
+    """RED metrics and a span per request (`/metrics` is served on the metrics port).
 
     The span comes from the ASGI instrumentation rather than FastAPIInstrumentor: to name a
     span that one matches the request against every route of the app, and with FastAPI 0.165
@@ -109,7 +103,6 @@ def instrument_fastapi(app: FastAPI) -> None:
     it there.
     """
     app.add_middleware(HttpMetricsMiddleware)
-    app.mount("/metrics", metrics_asgi_app())
     if tracing_enabled():
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
         from opentelemetry.util.http import parse_excluded_urls

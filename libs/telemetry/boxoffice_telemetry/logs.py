@@ -20,7 +20,13 @@ from opentelemetry import trace
 # Set by the HTTP middleware: reads the matched route template when a line is written.
 request_route: ContextVar[Callable[[], str] | None] = ContextVar("request_route", default=None)
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Any address, internationalised ones too (`josé@exämple.com`, `用户@例子.广告`), and one
+# percent-encoded in a URL (`jos%C3%A9%40ex%C3%A4mple.com`): a run of characters that are
+# not space or punctuation around an `@`, with a dot in the domain.
+_NOT_IN_ADDRESS = r"\s@<>()\[\]{},;:\"'=&?/\\|"
+_LOCAL = rf"[^{_NOT_IN_ADDRESS}]+"
+_LABEL = rf"[^{_NOT_IN_ADDRESS}.]+"
+EMAIL = re.compile(rf"{_LOCAL}(?:@|%40){_LABEL}(?:\.{_LABEL})+")
 # International phone numbers as the API takes them: a + and 8 to 15 digits. (Bare digit runs
 # are left alone: they are too often ids or timestamps.)
 PHONE = re.compile(r"\+\d[\d ()-]{6,17}\d")

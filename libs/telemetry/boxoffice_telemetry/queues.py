@@ -1,22 +1,17 @@
-"""`celery_queue_length{queue_name}`: Redis list lengths read at scrape time, as celery-exporter.
+"""Celery queue lengths in Redis (`celery_queue_length` is exported by `cluster.ClusterCollector`).
+
+This module is the one place that knows kombu's priority-queue key layout (`priority_keys`);
+`boxoffice_messaging.queues` (operators' lengths and purges) and the relay's redelivery use it.
 
 Kombu's Redis transport keeps a queue's prioritised messages in sub-lists named
-`<queue>\\x06\\x16<priority>`; a queue's length is the sum over all of them. Several processes
-export the same queues, so dashboards take `max by (queue_name)`.
+`<queue>\\x06\\x16<priority>`; a queue's length is the sum over all of them.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
-from opentelemetry.instrumentation.utils import suppress_instrumentation
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 from redis import Redis
-
-log = logging.getLogger(__name__)
 
 # kombu.transport.redis: Channel.sep and PRIORITY_STEPS (priority 0 is the bare queue name).
 PRIORITY_SEPARATOR = "\x06\x16"
@@ -36,35 +31,3 @@ def queue_lengths(client: Redis, queues: Sequence[str]) -> dict[str, int]:
             pipe.llen(key)
     counts = iter(pipe.execute())
     return {queue: sum(int(next(counts)) for _ in PRIORITY_STEPS) for queue in queues}
-
-
-class QueueLengthCollector(Collector):
-    """Reports `celery_queue_length` for the given queues on every scrape."""
-
-    def __init__(self, client: Redis, queues: Sequence[str]) -> None:
-        # The caller builds the client (boxoffice_messaging.redis_client handles Sentinel URLs);
-        # give it short socket timeouts so a scrape never hangs on Redis.
-        self._client = client
-        self._queues = list(queues)
-
-    def describe(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            "celery_queue_length", "Messages waiting in a queue", labels=["queue_name"]
-        )
-
-    def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(
-            "celery_queue_length", "Messages waiting in a queue", labels=["queue_name"]
-        )
-        try:
-            # A scrape every few seconds is not worth a trace of its own.
-            with suppress_instrumentation():
-                lengths = queue_lengths(self._client, self._queues)
-        except Exception as exc:
-            # A scrape must not fail because Redis is down: the series goes missing instead,
-            # and the "Redis unreachable" / absent() alerts say why.
-            log.warning("cannot read queue lengths: %s", type(exc).__name__)
-            return
-        for queue, length in lengths.items():
-            family.add_metric([queue], length)
-        yield family

@@ -35,6 +35,8 @@ from opentelemetry.util.types import Attributes
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import ExceptionContext
 
+from boxoffice_telemetry.redaction import RedactingSpanProcessor
+
 log = logging.getLogger(__name__)
 
 TRACES_FILE_ENV = "BOXOFFICE_TRACES_FILE"
@@ -141,13 +143,19 @@ def configure_tracing(service: str) -> bool:
             if name == "otlp":
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-                provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+                provider.add_span_processor(
+                    RedactingSpanProcessor(BatchSpanProcessor(OTLPSpanExporter()))
+                )
             elif name == "console":
-                provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+                provider.add_span_processor(
+                    RedactingSpanProcessor(SimpleSpanProcessor(ConsoleSpanExporter()))
+                )
             else:
                 log.warning("unknown OTEL_TRACES_EXPORTER %r ignored", name)
         if traces_file:
-            provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(traces_file)))
+            provider.add_span_processor(
+                RedactingSpanProcessor(SimpleSpanProcessor(JsonLinesSpanExporter(traces_file)))
+            )
         trace.set_tracer_provider(provider)
         _configured_pid = os.getpid()
     if not spans_recorded():

@@ -33,6 +33,7 @@ from boxoffice_messaging.dead_letters import (
 )
 from boxoffice_messaging.outbox import outbox_backlog
 from boxoffice_messaging.queues import QUEUES, purge_queue, queue_lengths, unacked_count
+from boxoffice_messaging.redis_client import redis_from_settings
 from boxoffice_messaging.task_queries import TaskFilter, list_tasks, task_stats
 from boxoffice_messaging.task_status import track_published_tasks
 from boxoffice_settings import get_settings
@@ -64,7 +65,7 @@ def confirm(prompt: str, expected: str, assume_yes: bool) -> bool:
 
 
 def redis_client() -> Redis:
-    return Redis.from_url(get_settings().redis_url, socket_timeout=5, socket_connect_timeout=5)
+    return redis_from_settings(get_settings(), socket_timeout=5, socket_connect_timeout=5)
 
 
 def letter_summary(letter: DeadLetter) -> dict[str, Any]:

@@ -6,16 +6,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from boxoffice_db.engine import get_engine, session_scope
+from boxoffice_db.models import BOOTSTRAP_KEY_NAME
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.http import instrument_fastapi
+from boxoffice_telemetry.metrics import metrics_asgi_app
 from boxoffice_telemetry.tracing import configure_tracing, trace_sqlalchemy
 from fastapi import FastAPI
 
-from boxoffice_booking.auth import SCOPES, create_api_key
+from boxoffice_booking.auth import SCOPES, AuthMiddleware, create_api_key
 from boxoffice_booking.deps import AsyncRuntime
 from boxoffice_booking.idempotency import IdempotencyMiddleware
+from boxoffice_booking.limits import BodyLimitMiddleware
 from boxoffice_booking.openapi import install_openapi, operation_id
-from boxoffice_booking.problems import install_problem_handlers
+from boxoffice_booking.problems import OutageMiddleware, install_problem_handlers
+from boxoffice_booking.request_ids import RequestIdMiddleware
 from boxoffice_booking.routes import bookings, health, payments, showtimes, tasks, venues
 
 
@@ -24,13 +28,24 @@ def seed_bootstrap_key() -> None:
     key = get_settings().bootstrap_api_key
     if key is not None:
         with session_scope() as session:
-            create_api_key(session, "bootstrap", list(SCOPES), key.get_secret_value())
+            create_api_key(
+                session,
+                BOOTSTRAP_KEY_NAME,
+                list(SCOPES),
+                key.get_secret_value(),
+                client="bootstrap",
+            )
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     seed_bootstrap_key()
-    runtime = AsyncRuntime.from_settings(get_settings())
+    settings = get_settings()
+    if settings.metrics_port == 0 and settings.is_development:
+        # `make run` and tests without a metrics port: /metrics beside the API. Elsewhere it
+        # is only on BOXOFFICE_METRICS_PORT (boxoffice_booking.main): it holds revenue.
+        app.mount("/metrics", metrics_asgi_app())
+    runtime = AsyncRuntime.from_settings(settings)
     await runtime.open()
     app.state.runtime = runtime
     try:
@@ -50,7 +65,15 @@ def create_app() -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
+    # Added innermost first: a body is capped before the key is resolved, and the key before
+    # the Idempotency-Key is claimed (see boxoffice_booking.limits and .auth).
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(AuthMiddleware)
+    app.add_middleware(BodyLimitMiddleware)
+    # A PostgreSQL or Redis outage anywhere inside is a 503, never a 500 (with a request id).
+    app.add_middleware(OutageMiddleware)
+    # Inside the tracing and metrics middleware (it reads the trace id), outside the rest.
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(venues.router)
     app.include_router(showtimes.router)

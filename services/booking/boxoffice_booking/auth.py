@@ -1,138 +1,241 @@
-"""API keys: random tokens given once to the client, stored only as SHA-256 hashes.
+"""Authentication: each request's API key is parsed, hashed and resolved once, before any work.
 
-A key's scopes are looked up at most every few seconds per process (a revoked key stops
-working within `KEY_CACHE_SECONDS`), and each key has a request budget per window in Redis.
+`AuthMiddleware` runs outside the idempotency middleware and the routes, on every path that
+needs a key (`requires_api_key`):
+
+- a key this process resolved in the last `KEY_CACHE_SECONDS` is answered from memory;
+- any other request (no key, an unknown or revoked one, or a key not seen lately) first
+  spends one unit of its client address's budget (`AddressThrottle`, in Redis): past it, a
+  `429` before any database work;
+- unknown keys are remembered in a bounded LRU, apart from the known-good keys, so a flood
+  of made-up tokens neither reaches the database twice nor pushes a good key out;
+- the answer to a request without a valid key is a `401`, whatever its body.
+
+Routes read the resolved `Principal` through `authenticate`, which also spends the key's
+request budget, and check scopes with `require_scope`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import secrets
-import threading
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from boxoffice_db.engine import session_scope
-from boxoffice_db.models import ApiKey
-from fastapi import Depends, Header
+from boxoffice_db.models import BOOTSTRAP_OWNER_ID
+from boxoffice_settings import Settings, get_settings
+from fastapi import Depends, Request, params
+from psycopg import OperationalError
+from psycopg_pool import PoolTimeout
 from redis import RedisError
 from redis.asyncio import Redis as AsyncRedis
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
-from sqlalchemy.sql import func
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from boxoffice_booking.deps import RuntimeDep, SettingsDep
-from boxoffice_booking.problems import Forbidden, RateLimited, Unauthorized
+from boxoffice_booking import api_key_repository
+from boxoffice_booking.api_key_repository import (
+    ApiKeyInfo,
+    create_api_key,
+    generate_key,
+    hash_key,
+    list_api_keys,
+    revoke_api_key,
+)
+from boxoffice_booking.deps import RuntimeDep, SettingsDep, runtime_of
+from boxoffice_booking.limits import (
+    WEBHOOK_PREFIX,
+    AddressThrottle,
+    client_address,
+    discard_body,
+    trusted_networks,
+)
+from boxoffice_booking.problems import (
+    AuthenticationThrottled,
+    Forbidden,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthorized,
+    send_problem,
+)
+
+__all__ = [
+    "SCOPES",
+    "ApiKeyInfo",
+    "AuthMiddleware",
+    "Principal",
+    "PrincipalDep",
+    "authenticate",
+    "create_api_key",
+    "forget_cached_keys",
+    "generate_key",
+    "hash_key",
+    "list_api_keys",
+    "require_scope",
+    "revoke_api_key",
+]
 
 log = logging.getLogger(__name__)
 
-SCOPES = ("bookings:read", "bookings:write", "catalog:write", "admin")
-KEY_PREFIX = "bo_"
+# `bookings:read:all` reads every client's bookings (operators, support); `admin` does all.
+SCOPES = ("bookings:read", "bookings:read:all", "bookings:write", "catalog:write", "admin")
 KEY_CACHE_SECONDS = 5.0
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def generate_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def create_api_key(session: Session, name: str, scopes: list[str], key: str | None = None) -> str:
-    """Store a key's hash with its scopes and return the key (shown to its owner once)."""
-    key = key or generate_key()
-    session.execute(
-        insert(ApiKey)
-        .values(name=name, key_hash=hash_key(key), scopes=scopes)
-        .on_conflict_do_nothing(index_elements=[ApiKey.key_hash])
-    )
-    return key
-
-
-@dataclass(frozen=True)
-class ApiKeyInfo:
-    id: uuid.UUID
-    name: str
-    scopes: list[str]
-    created_at: datetime
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-
-def list_api_keys(session: Session, include_revoked: bool = False) -> list[ApiKeyInfo]:
-    stmt = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
-    if not include_revoked:
-        stmt = stmt.where(ApiKey.revoked_at.is_(None))
-    return [
-        ApiKeyInfo(k.id, k.name, list(k.scopes), k.created_at, k.revoked_at, k.last_used_at)
-        for k in session.scalars(stmt)
-    ]
-
-
-def revoke_api_key(session: Session, key_id: uuid.UUID) -> bool:
-    """Revoke a key by id; False if there is no such key or it was already revoked."""
-    result = session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=func.now())
-        .returning(ApiKey.id)
-    )
-    return result.first() is not None
+PRINCIPAL = "boxoffice.principal"
 
 
 class Principal:
-    def __init__(self, key_id: str, scopes: Sequence[str]) -> None:
+    """Who sent a request: the API key's id and hash, its scopes, and its client (owner)."""
+
+    def __init__(
+        self,
+        key_id: str,
+        scopes: list[str] | frozenset[str],
+        key_hash: str = "",
+        owner_id: uuid.UUID = BOOTSTRAP_OWNER_ID,
+    ) -> None:
         self.key_id = key_id
+        self.key_hash = key_hash
         self.scopes = frozenset(scopes)
+        self.owner_id = owner_id
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
 
     def require(self, scope: str) -> None:
-        if scope not in self.scopes and "admin" not in self.scopes:
+        if not self.has(scope):
             raise Forbidden(f"This API key needs the {scope!r} scope.", required_scope=scope)
 
 
-_cache: dict[str, tuple[float, Principal | None]] = {}
-_cache_lock = threading.Lock()
+def requires_api_key(path: str) -> bool:
+    """Every `/v1/` route needs an API key, except providers' webhooks (signed instead)."""
+    return path.startswith("/v1/") and not path.startswith(WEBHOOK_PREFIX)
 
 
-def _cached(key_hash: str) -> tuple[bool, Principal | None]:
-    """(True, principal or None) if this process looked the key up recently."""
-    with _cache_lock:
-        hit = _cache.get(key_hash)
-    if hit is not None and time.monotonic() - hit[0] < KEY_CACHE_SECONDS:
-        return True, hit[1]
-    return False, None
+def bearer_token(headers: Headers) -> str | None:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
-def _lookup(key_hash: str) -> Principal | None:
-    """Read the key's scopes (and note its use) in a transaction of its own."""
-    now = time.monotonic()
-    with session_scope() as session:
-        row = session.execute(
-            update(ApiKey)
-            .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
-            .values(last_used_at=func.now())
-            .returning(ApiKey.id, ApiKey.scopes)
-        ).first()
-        principal = Principal(str(row.id), list(row.scopes)) if row is not None else None
-    with _cache_lock:
-        if len(_cache) > 10_000:
-            _cache.clear()
-        _cache[key_hash] = (now, principal)
-    return principal
+class KeyCache:
+    """Resolved keys of this process: good ones apart from a bounded LRU of unknown ones."""
+
+    def __init__(self, negative_size: int) -> None:
+        self.negative_size = negative_size
+        # Only keys that exist in the database get here: bounded by the keys there are.
+        self.good: dict[str, tuple[float, Principal]] = {}
+        self.unknown: OrderedDict[str, float] = OrderedDict()
+
+    def fresh(self, key_hash: str) -> Principal | None:
+        hit = self.good.get(key_hash)
+        if hit is not None and time.monotonic() - hit[0] < KEY_CACHE_SECONDS:
+            return hit[1]
+        return None
+
+    def is_good(self, key_hash: str) -> bool:
+        return key_hash in self.good
+
+    def known_unknown(self, key_hash: str) -> bool:
+        seen = self.unknown.get(key_hash)
+        if seen is None:
+            return False
+        if time.monotonic() - seen >= KEY_CACHE_SECONDS:
+            del self.unknown[key_hash]
+            return False
+        self.unknown.move_to_end(key_hash)
+        return True
+
+    def remember(self, key_hash: str, principal: Principal | None) -> None:
+        now = time.monotonic()
+        if principal is not None:
+            self.unknown.pop(key_hash, None)
+            self.good[key_hash] = (now, principal)
+            return
+        self.good.pop(key_hash, None)
+        self.unknown[key_hash] = now
+        self.unknown.move_to_end(key_hash)
+        while len(self.unknown) > self.negative_size:
+            self.unknown.popitem(last=False)
+
+    def clear(self) -> None:
+        self.good.clear()
+        self.unknown.clear()
+
+
+# One per process: every app a process makes (tests make several) shares what it learnt.
+_keys: KeyCache | None = None
+
+
+def key_cache(settings: Settings) -> KeyCache:
+    global _keys
+    if _keys is None or _keys.negative_size != settings.negative_key_cache_size:
+        _keys = KeyCache(settings.negative_key_cache_size)
+    return _keys
 
 
 def forget_cached_keys() -> None:
     """Drop the per-process key cache (tests revoke keys and expect it at once)."""
-    with _cache_lock:
-        _cache.clear()
+    if _keys is not None:
+        _keys.clear()
+
+
+class AuthMiddleware:
+    """Resolve the API key once per request, throttling those without a known-good one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not requires_api_key(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await self._resolve(scope, get_settings())
+        except (AuthenticationThrottled, Unauthorized, ServiceUnavailable) as problem:
+            if not await discard_body(scope, receive):
+                problem.headers["Connection"] = "close"
+            await send_problem(send, problem, scope)
+            return
+        scope[PRINCIPAL] = principal
+        await self.app(scope, receive, send)
+
+    async def _resolve(self, scope: Scope, settings: Settings) -> Principal:
+        keys = key_cache(settings)
+        token = bearer_token(Headers(scope=scope))
+        key_hash = hash_key(token) if token is not None else None
+        if key_hash is not None:
+            principal = keys.fresh(key_hash)
+            if principal is not None:
+                return principal
+        runtime = runtime_of(scope["app"])
+        if key_hash is None or not keys.is_good(key_hash):
+            throttle = AddressThrottle(
+                runtime.redis,
+                settings.auth_failure_limit,
+                settings.auth_failure_window_seconds,
+            )
+            trusted = trusted_networks(tuple(settings.trusted_proxies))
+            retry_after = await throttle.count(client_address(scope, trusted))
+            if retry_after is not None:
+                raise AuthenticationThrottled(throttle.limit, throttle.window_seconds, retry_after)
+        if key_hash is None:
+            raise Unauthorized("Send 'Authorization: Bearer <api key>'.")
+        if keys.known_unknown(key_hash):
+            raise Unauthorized("The API key is unknown or revoked.")
+        try:
+            async with runtime.pool.connection() as conn:
+                found = await api_key_repository.find_active_key(conn, key_hash)
+        except (OperationalError, PoolTimeout) as exc:
+            log.warning("API key lookup failed: %r", exc)
+            raise ServiceUnavailable("The database is unavailable; retry later.") from exc
+        principal = (
+            Principal(str(found.id), found.scopes, key_hash, found.owner_id) if found else None
+        )
+        keys.remember(key_hash, principal)
+        if principal is None:
+            raise Unauthorized("The API key is unknown or revoked.")
+        return principal
 
 
 async def check_rate_limit(
@@ -163,27 +266,11 @@ async def check_rate_limit(
         )
 
 
-async def authenticate(
-    settings: SettingsDep,
-    runtime: RuntimeDep,
-    authorization: Annotated[str | None, Header()] = None,
-) -> Principal:
-    """Resolve `Authorization: Bearer <key>` to the key's scopes, within its rate limit.
-
-    Runs on the event loop: a key seen in the last few seconds is answered from memory, and
-    only a lookup goes to a worker thread.
-    """
-    if not authorization:
+async def authenticate(request: Request, settings: SettingsDep, runtime: RuntimeDep) -> Principal:
+    """The request's principal (resolved by `AuthMiddleware`), within its key's rate limit."""
+    principal = request.scope.get(PRINCIPAL)
+    if not isinstance(principal, Principal):
         raise Unauthorized("Send 'Authorization: Bearer <api key>'.")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Send 'Authorization: Bearer <api key>'.")
-    key_hash = hash_key(token.strip())
-    known, principal = _cached(key_hash)
-    if not known:
-        principal = await run_in_threadpool(_lookup, key_hash)
-    if principal is None:
-        raise Unauthorized("The API key is unknown or revoked.")
     await check_rate_limit(
         runtime.redis, principal, settings.rate_limit_requests, settings.rate_limit_window_seconds
     )
@@ -193,9 +280,17 @@ async def authenticate(
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
-def require_scope(scope: str) -> object:
+def scope_check(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency: the principal, if its key has `scope` (or `admin`); else a 403."""
+
     async def check(principal: PrincipalDep) -> Principal:
         principal.require(scope)
         return principal
 
-    return Depends(check)
+    check.__name__ = f"require_{scope.replace(':', '_')}"
+    return check
+
+
+def require_scope(scope: str) -> params.Depends:
+    """`Depends(scope_check(scope))`, for `dependencies=[...]` or `Annotated[Principal, ...]`."""
+    return params.Depends(scope_check(scope))

@@ -1,4 +1,7 @@
-"""Venues, screens with their seat maps, and showtimes (all SQL of the catalog lives here)."""
+"""Venues, screens with their seat maps, and showtimes: the catalog's rules and public shapes.
+
+Its SQL is in catalog_repository; routes call the functions here.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +10,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 
-from boxoffice_db.models import (
-    Screen,
-    Seat,
-    SeatState,
-    Showtime,
-    ShowtimePrice,
-    ShowtimeSeat,
-    Venue,
-)
-from sqlalchemy import Select, cast, func, select
+from boxoffice_db.models import Screen, Seat, Showtime, Venue
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.types import Date
+from sqlalchemy.orm import Session
 
+from boxoffice_booking import catalog_repository as repository
 from boxoffice_booking.catalog_schemas import (
     PricePublic,
     RowPublic,
@@ -28,6 +22,7 @@ from boxoffice_booking.catalog_schemas import (
     SeatPublic,
     ShowtimePublic,
 )
+from boxoffice_booking.pagination import PageParams
 from boxoffice_booking.problems import (
     CatalogConflict,
     InvalidCatalog,
@@ -52,14 +47,15 @@ def _integrity_as(problems: Mapping[str, Callable[[], Exception]]) -> Iterator[N
 
 
 def create_venue(session: Session, name: str, timezone: str = "UTC") -> Venue:
-    venue = Venue(id=uuid.uuid4(), name=name, timezone=timezone)
-    session.add(venue)
-    session.flush()
-    return venue
+    return repository.add_venue(session, name, timezone)
+
+
+def list_venues(session: Session, page: PageParams) -> tuple[Sequence[Venue], str | None]:
+    return repository.venues_page(session, page)
 
 
 def get_venue(session: Session, venue_id: uuid.UUID) -> Venue:
-    venue = session.get(Venue, venue_id)
+    venue = repository.find_venue(session, venue_id)
     if venue is None:
         raise NotFound(f"No venue {venue_id}.")
     return venue
@@ -82,42 +78,41 @@ def create_screen(
     `aisle_after` and `accessible` list seat labels.
     """
     get_venue(session, venue_id)
-    screen = Screen(id=uuid.uuid4(), venue_id=venue_id, name=name)
-    session.add(screen)
     with _integrity_as(
         {UNIQUE_VIOLATION: lambda: CatalogConflict(f"The venue already has a screen {name!r}.")}
     ):
-        session.flush()
-    for row_label, count in rows.items():
-        for number in range(1, count + 1):
-            label = f"{row_label}{number}"
-            session.add(
-                Seat(
-                    id=uuid.uuid4(),
-                    screen_id=screen.id,
-                    label=label,
-                    row_label=row_label,
-                    number=number,
-                    category=(categories or {}).get(row_label, "standard"),
-                    blocked=label in blocked,
-                    aisle_after=label in aisle_after,
-                    accessible=label in accessible,
-                )
+        screen = repository.add_screen(session, venue_id, name)
+    repository.add_seats(
+        session,
+        (
+            Seat(
+                id=uuid.uuid4(),
+                screen_id=screen.id,
+                label=f"{row_label}{number}",
+                row_label=row_label,
+                number=number,
+                category=(categories or {}).get(row_label, "standard"),
+                blocked=f"{row_label}{number}" in blocked,
+                aisle_after=f"{row_label}{number}" in aisle_after,
+                accessible=f"{row_label}{number}" in accessible,
             )
-    session.flush()
+            for row_label, count in rows.items()
+            for number in range(1, count + 1)
+        ),
+    )
     return screen
 
 
-def _ordered_seats(session: Session, screen_id: uuid.UUID) -> Sequence[Seat]:
-    return session.scalars(
-        select(Seat)
-        .where(Seat.screen_id == screen_id)
-        .order_by(func.length(Seat.row_label), Seat.row_label, Seat.number)
-    ).all()
+def list_screens(
+    session: Session, venue_id: uuid.UUID, page: PageParams
+) -> tuple[Sequence[Screen], str | None]:
+    """A venue's screens (404 for an unknown venue)."""
+    get_venue(session, venue_id)
+    return repository.screens_page(session, venue_id, page)
 
 
 def get_screen(session: Session, screen_id: uuid.UUID) -> Screen:
-    screen = session.get(Screen, screen_id)
+    screen = repository.find_screen(session, screen_id)
     if screen is None:
         raise NotFound(f"No screen {screen_id}.")
     return screen
@@ -126,7 +121,7 @@ def get_screen(session: Session, screen_id: uuid.UUID) -> Screen:
 def screen_public(session: Session, screen: Screen) -> ScreenPublic:
     """The screen with its seat map, row by row."""
     rows: dict[str, list[SeatPublic]] = {}
-    for seat in _ordered_seats(session, screen.id):
+    for seat in repository.screen_seats(session, screen.id):
         rows.setdefault(seat.row_label, []).append(
             SeatPublic(
                 label=seat.label,
@@ -160,7 +155,7 @@ def create_showtime(
 ) -> Showtime:
     """A showtime with one sellable row per seat of its screen; every category needs a price."""
     get_screen(session, screen_id)
-    categories = set(session.scalars(select(Seat.category).where(Seat.screen_id == screen_id)))
+    categories = repository.seat_categories(session, screen_id)
     unpriced = sorted(categories - prices.keys())
     unknown = sorted(prices.keys() - categories)
     if unpriced or unknown:
@@ -177,7 +172,6 @@ def create_showtime(
         ends_at=ends_at,
         currency=currency,
     )
-    session.add(showtime)
     with _integrity_as(
         {
             EXCLUSION_VIOLATION: lambda: ShowtimeOverlap(
@@ -185,29 +179,13 @@ def create_showtime(
             )
         }
     ):
-        session.flush()
-    for category, amount in prices.items():
-        session.add(ShowtimePrice(showtime_id=showtime.id, category=category, amount_minor=amount))
-    for seat in session.scalars(select(Seat).where(Seat.screen_id == screen_id)):
-        session.add(
-            ShowtimeSeat(
-                showtime_id=showtime.id,
-                label=seat.label,
-                seat_id=seat.id,
-                category=seat.category,
-                state=SeatState.BLOCKED if seat.blocked else SeatState.AVAILABLE,
-            )
-        )
-    session.flush()
+        repository.add_showtime(session, showtime)
+    repository.add_prices_and_seats(session, showtime, dict(prices))
     return showtime
 
 
 def get_showtime(session: Session, showtime_id: uuid.UUID) -> Showtime:
-    showtime = session.scalars(
-        select(Showtime)
-        .where(Showtime.id == showtime_id)
-        .options(selectinload(Showtime.prices), selectinload(Showtime.screen))
-    ).one_or_none()
+    showtime = repository.find_showtime(session, showtime_id)
     if showtime is None:
         raise NotFound(f"No showtime {showtime_id}.")
     return showtime
@@ -230,27 +208,13 @@ def showtime_public(showtime: Showtime) -> ShowtimePublic:
     )
 
 
-def showtimes_query(
-    venue_id: uuid.UUID | None,
-    screen_id: uuid.UUID | None,
-    on_date: date | None,
-    starts_after: datetime | None,
-) -> Select[Showtime]:
+def list_showtimes(
+    session: Session,
+    page: PageParams,
+    venue_id: uuid.UUID | None = None,
+    screen_id: uuid.UUID | None = None,
+    on_date: date | None = None,
+    starts_after: datetime | None = None,
+) -> tuple[Sequence[Showtime], str | None]:
     """Showtimes filtered by venue, screen, local date at the venue, and start time."""
-    stmt = (
-        select(Showtime)
-        .join(Screen, Screen.id == Showtime.screen_id)
-        .options(selectinload(Showtime.prices), selectinload(Showtime.screen))
-    )
-    if venue_id is not None:
-        stmt = stmt.where(Screen.venue_id == venue_id)
-    if screen_id is not None:
-        stmt = stmt.where(Showtime.screen_id == screen_id)
-    if on_date is not None:
-        # "Showtimes on 21 November" means the venue's calendar day, not UTC's.
-        stmt = stmt.join(Venue, Venue.id == Screen.venue_id).where(
-            cast(func.timezone(Venue.timezone, Showtime.starts_at), Date) == on_date
-        )
-    if starts_after is not None:
-        stmt = stmt.where(Showtime.starts_at >= starts_after)
-    return stmt
+    return repository.showtimes_page(session, page, venue_id, screen_id, on_date, starts_after)

@@ -25,6 +25,11 @@ def _parser() -> argparse.ArgumentParser:
         create = sub.add_parser(name, help="create an API key and print it (shown only once)")
         create.add_argument("--name", required=True)
         create.add_argument("--scope", action="append", choices=SCOPES, required=True)
+        create.add_argument(
+            "--client",
+            help="the client (tenant) the key belongs to; its keys share its bookings "
+            "(default: a client named like the key)",
+        )
 
     add_create(commands, "create-api-key")
     keys = commands.add_parser("api-keys", help="create, list and revoke API keys")
@@ -52,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             print(seed_demo(session))
     elif command in ("create-api-key", "api-keys create"):
         with session_scope() as session:
-            print(create_api_key(session, args.name, sorted(set(args.scope))))
+            print(create_api_key(session, args.name, sorted(set(args.scope)), client=args.client))
     elif command == "api-keys list":
         with session_scope() as session:
             keys = list_api_keys(session, include_revoked=args.all)
@@ -63,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                         {
                             "id": str(key.id),
                             "name": key.name,
+                            "client": key.client,
                             "scopes": key.scopes,
                             "created_at": key.created_at.isoformat(),
                             "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
@@ -74,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             else:
                 state = "revoked" if key.revoked_at else "active"
-                print(f"{key.id}  {state:8}  {','.join(key.scopes):40}  {key.name}")
+                print(
+                    f"{key.id}  {state:8}  {','.join(key.scopes):40}  {key.client:20}  {key.name}"
+                )
     elif command == "api-keys revoke":
         with session_scope() as session:
             revoked = revoke_api_key(session, args.key_id)

@@ -11,6 +11,7 @@ from boxoffice_db.aio import make_async_pool
 from boxoffice_db.engine import get_sessionmaker
 from boxoffice_messaging.redis_client import async_redis_from_settings, redis_from_settings
 from boxoffice_settings import Settings, get_settings
+from boxoffice_telemetry.pg_async import trace_async_connection
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 from redis import Redis
@@ -68,7 +69,13 @@ class AsyncRuntime:
     @classmethod
     def from_settings(cls, settings: Settings) -> AsyncRuntime:
         redis = async_redis_from_settings(settings, **REDIS_OPTIONS)
-        pool = make_async_pool(settings.database_url, settings.service_name, settings.db_pool_size)
+        pool = make_async_pool(
+            settings.database_url,
+            settings.service_name,
+            settings.db_pool_size,
+            prepared_statements=settings.database_prepared_statements,
+            configure=trace_async_connection,
+        )
         return cls(pool, redis, AsyncSeatCache(redis, settings.seat_cache_ttl_seconds))
 
     async def open(self) -> None:

@@ -8,7 +8,7 @@ import tempfile
 import uvicorn
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
-from boxoffice_telemetry.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+from boxoffice_telemetry.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, serve_metrics
 
 
 def main() -> None:
@@ -19,6 +19,8 @@ def main() -> None:
         # whichever answers /metrics sums them all.
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="boxoffice-metrics-")
     prepare_multiprocess_dir()
+    # /metrics on the metrics port, as the workers serve it, never on the public API port.
+    serve_metrics(settings.metrics_port)
     uvicorn.run(
         "boxoffice_booking.app:create_app",
         factory=True,
@@ -27,7 +29,9 @@ def main() -> None:
         workers=settings.api_workers,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        # The client address is taken from X-Forwarded-For only through BOXOFFICE_TRUSTED_PROXIES
+        # (boxoffice_booking.limits), never as uvicorn would for any local peer.
+        proxy_headers=False,
         timeout_graceful_shutdown=20,
     )
 

@@ -1,12 +1,14 @@
 """The OpenAPI document, completed globally from what every route declares.
 
-Routes declare only their success bodies. This module adds, to every operation, what follows
-from its shape: the bearer security scheme where an API key is needed, the problem+json
-responses it can produce (401/403/429 with a key, 404 wherever an id can name nothing,
-400/422 with a body or parameters, 409 and the `Idempotency-Key` header on every POST that takes
-an API key, 500, 503), `Retry-After` and `Location` headers, examples, and links from a created
-resource to what can be done with it. Doing it here rather than per route keeps the document
-complete as routes are added.
+Routes declare their success bodies and the error statuses particular to them
+(`problems.problem_responses`). This module adds, to every operation, what follows from its
+shape: the bearer security scheme where an API key is needed (`auth.requires_api_key`), the
+problem+json responses it can produce (401/403/429 with a key, 404 wherever an id can name
+nothing, 400/408/413/422 with a body or parameters, 409 and the `Idempotency-Key` header on every
+POST that takes an API key, 500, 503), the `Request-Id`, `Idempotent-Replayed`, `Retry-After`
+and `Location` headers, examples, the problem types with their pages (`docs/problems/`), and
+links from a created resource to what can be done with it. Doing it here rather than per route
+keeps the document complete as routes are added.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from boxoffice_booking.auth import requires_api_key
 from boxoffice_booking.openapi_examples import (
     PROBLEM_EXTENSION_EXAMPLES,
     REQUEST_EXAMPLES,
@@ -33,8 +36,12 @@ DESCRIPTION = """\
 Hold seats for a showtime, pay, and get a confirmation.
 
 **Authentication.** Send `Authorization: Bearer <api key>`. Keys carry scopes
-(`bookings:read`, `bookings:write`, `catalog:write`, `admin`); a missing or unknown key is a
-`401`, a key without the scope an operation needs is a `403`.
+(`bookings:read`, `bookings:read:all`, `bookings:write`, `catalog:write`, `admin`); a missing
+or unknown key is a `401`, a key without the scope an operation needs is a `403`.
+
+**Ownership.** Each key belongs to a client, whose keys share its bookings. Another client's
+booking answers `404`, as a missing one does. `bookings:read:all` reads every client's
+bookings; `admin` also pays for and cancels them.
 
 **Idempotency.** Every `POST` accepts an `Idempotency-Key` header. The first response is
 stored and replayed for a retry with the same key and body; the same key with another body is
@@ -45,14 +52,24 @@ Clients should send one key per logical operation and retry network errors, `409
 **Errors.** Every error is an RFC 9457 `application/problem+json` body whose `type` is a
 stable URI under `https://boxoffice.dev/problems/`; branch on `type`, not on `title` or
 `detail`. No input makes the API answer `5xx`; a `503` means a dependency (PostgreSQL or Redis)
-is unavailable and the request can be retried.
+is unavailable and the request can be retried. Each type has a page under `docs/problems/`;
+`x-problem-types` lists them all.
+
+**Request ids.** Every answer has a `Request-Id` header (yours, from `Request-Id` or
+`X-Request-Id`, when well formed); problem bodies repeat it as `request_id`, with the
+`trace_id` when the request was traced. Quote them to support.
+
+**Limits.** A body larger than the operation takes is a `413` (1 MiB by default), refused
+before it is read; a body that stops arriving for 10 seconds is a `408`. Requests without a
+valid API key are answered `401` before their body is looked at, and too many of them from
+one address are a `429` `authentication-throttled`.
 """
 
 TAGS = [
     {"name": "bookings", "description": "Holds, payments and cancellations."},
     {"name": "showtimes", "description": "Showtimes and their seat maps."},
-    {"name": "venues", "description": "Venues and their screens."},
-    {"name": "screens", "description": "Screens and their seat maps."},
+    {"name": "catalog", "description": "Venues, their screens and the screens' seat maps."},
+    {"name": "payments", "description": "Payment providers' webhooks (signed, no API key)."},
     {"name": "tasks", "description": "Background task status."},
     {"name": "health", "description": "Liveness and readiness probes (no API key)."},
 ]
@@ -81,6 +98,14 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             "type": "array",
             "description": "For seat problems: the seats concerned.",
             "items": {"type": "string"},
+        },
+        "request_id": {
+            "type": "string",
+            "description": "The answer's `Request-Id`: quote it to support.",
+        },
+        "trace_id": {
+            "type": "string",
+            "description": "The W3C trace id of the request, when it was traced.",
         },
     },
     "additionalProperties": True,
@@ -114,7 +139,23 @@ HEADERS: dict[str, Any] = {
         "description": "The authentication scheme to use: `Bearer`.",
         "schema": {"type": "string"},
     },
+    "Request-Id": {
+        "description": (
+            "This request's id: the caller's `Request-Id` or `X-Request-Id` when well formed "
+            "(8 to 128 of `A-Za-z0-9._:-`), else a new UUID. Also `request_id` in a problem "
+            "body and on the API's log lines; quote it to support."
+        ),
+        "schema": {"type": "string"},
+    },
+    "Idempotent-Replayed": {
+        "description": (
+            "`true` when this is the stored answer to an earlier request with the same "
+            "Idempotency-Key and body (the operation was not run again)."
+        ),
+        "schema": {"type": "string", "enum": ["true"]},
+    },
 }
+DOCS_PROBLEMS = "docs/problems/"
 
 # status -> (component name, description, response headers)
 PROBLEM_RESPONSES: dict[int, tuple[str, str, tuple[str, ...]]] = {
@@ -128,13 +169,28 @@ PROBLEM_RESPONSES: dict[int, tuple[str, str, tuple[str, ...]]] = {
         "request with the same Idempotency-Key is still in progress (then with Retry-After).",
         ("Retry-After",),
     ),
+    408: (
+        "RequestTimeout",
+        "The request body stopped arriving; nothing was done and the connection is closed.",
+        (),
+    ),
+    413: (
+        "ContentTooLarge",
+        "The request body is larger than this operation takes (by Content-Length or as sent).",
+        (),
+    ),
     422: (
         "UnprocessableContent",
         "The request is well-formed but invalid, or its Idempotency-Key was used with another "
         "body.",
         (),
     ),
-    429: ("TooManyRequests", "The API key sent too many requests.", ("Retry-After",)),
+    429: (
+        "TooManyRequests",
+        "The API key sent too many requests, or this address sent too many without a valid "
+        "API key.",
+        ("Retry-After",),
+    ),
     500: ("InternalError", "An unexpected error; it is logged and never expected.", ()),
     503: (
         "ServiceUnavailable",
@@ -148,11 +204,6 @@ HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 # What the idempotency middleware enforces and answers, documented when the app installs it:
 # 1 to 255 printable ASCII characters, no space at either end (HTTP strips it).
 IDEMPOTENCY_KEY_PATTERN = "^[\\x21-\\x7E]([\\x20-\\x7E]{0,253}[\\x21-\\x7E])?$"
-IDEMPOTENCY_PROBLEM_TYPES = (
-    (400, "invalid-idempotency-key", "The Idempotency-Key is not valid"),
-    (409, "idempotency-key-in-progress", "Request in progress"),
-    (422, "idempotency-key-reused", "Idempotency-Key reused"),
-)
 
 
 def validates_idempotency_keys(app: FastAPI) -> bool:
@@ -162,11 +213,10 @@ def validates_idempotency_keys(app: FastAPI) -> bool:
     )
 
 
-def problem_examples(status: int, idempotency: bool = False) -> dict[str, Any]:
+def problem_examples(status: int) -> dict[str, Any]:
     """One example per problem type with this status, keyed by its slug."""
     examples: dict[str, Any] = {}
-    types = [*problem_types(), *(IDEMPOTENCY_PROBLEM_TYPES if idempotency else ())]
-    for type_status, slug, title in sorted(types):
+    for type_status, slug, title in problem_types():
         if type_status != status:
             continue
         value = {
@@ -176,22 +226,37 @@ def problem_examples(status: int, idempotency: bool = False) -> dict[str, Any]:
             "detail": f"{title}.",
             "instance": "/v1/bookings",
             **PROBLEM_EXTENSION_EXAMPLES.get(slug, {}),
+            "request_id": "3f6c1a52-6b0e-4d0c-9b51-2f8e0f1c7a11",
         }
         examples[slug] = {"summary": title, "value": value}
     return examples
 
 
-def problem_response(status: int, idempotency: bool = False) -> dict[str, Any]:
-    """The reusable response for a problem status."""
+def problem_response_component(status: int) -> dict[str, Any]:
+    """The reusable OpenAPI response (`components.responses`) for a problem status."""
     _, description, headers = PROBLEM_RESPONSES[status]
     media: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/Problem"}}
-    examples = problem_examples(status, idempotency)
+    examples = problem_examples(status)
     if examples:
         media["examples"] = examples
     response: dict[str, Any] = {"description": description, "content": {PROBLEM_JSON: media}}
-    if headers:
-        response["headers"] = {name: {"$ref": f"#/components/headers/{name}"} for name in headers}
+    response["headers"] = {
+        name: {"$ref": f"#/components/headers/{name}"} for name in (*headers, "Request-Id")
+    }
     return response
+
+
+def problem_type_list() -> list[dict[str, Any]]:
+    """`x-problem-types`: every problem type with its status, title and page."""
+    return [
+        {
+            "type": PROBLEM_BASE + slug,
+            "status": status,
+            "title": title,
+            "documentation": f"{DOCS_PROBLEMS}{slug}.md",
+        }
+        for status, slug, title in problem_types()
+    ]
 
 
 def _is_header(parameter: dict[str, Any], name: str) -> bool:
@@ -230,10 +295,10 @@ def _complete_operation(
     path: str, method: str, operation: dict[str, Any], schemas: dict[str, Any]
 ) -> None:
     given = operation.get("parameters", [])
-    # A route whose dependencies read the Authorization header needs an API key. The header
-    # itself is described by the security scheme (OpenAPI ignores it as a parameter), and
+    # Which paths need an API key is AuthMiddleware's rule. The Authorization header is
+    # described by the security scheme (OpenAPI ignores it as a parameter), and
     # Idempotency-Key by the shared parameter below.
-    needs_api_key = any(_is_header(p, "authorization") for p in given)
+    needs_api_key = requires_api_key(path)
     parameters = [
         p
         for p in given
@@ -256,7 +321,7 @@ def _complete_operation(
     if parameters or "requestBody" in operation:
         statuses.add(422)
     if "requestBody" in operation:
-        statuses.add(400)
+        statuses |= {400, 408, 413}
         _add_request_examples(operation)
     if method == "post" and needs_api_key:
         # Idempotency keys are scoped by API key: a POST without one (a provider's webhook,
@@ -277,9 +342,14 @@ def _complete_operation(
             name = PROBLEM_RESPONSES[status][0]
             responses[str(status)] = {"$ref": f"#/components/responses/{name}"}
     for code, response in responses.items():
-        if code == "201" and "$ref" not in response:
-            location = {"$ref": "#/components/headers/Location"}
-            response.setdefault("headers", {})["Location"] = location
+        if "$ref" in response:
+            continue  # a shared problem response, which declares its own headers
+        headers = response.setdefault("headers", {})
+        headers["Request-Id"] = {"$ref": "#/components/headers/Request-Id"}
+        if code == "201":
+            headers["Location"] = {"$ref": "#/components/headers/Location"}
+        if code.startswith("2") and method == "post" and needs_api_key:
+            headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/Idempotent-Replayed"}
         if code.startswith("2") and response.get("description") == "Successful Response":
             response["description"] = "Created" if code == "201" else "OK"
     operation["responses"] = dict(sorted(responses.items()))
@@ -394,9 +464,10 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         }
     }
     components["responses"] = {
-        name: problem_response(status, idempotency)
+        name: problem_response_component(status)
         for status, (name, _, _) in PROBLEM_RESPONSES.items()
     }
+    document["x-problem-types"] = problem_type_list()
     used_tags: set[str] = set()
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():

@@ -123,6 +123,7 @@ SCHEMA_EXAMPLES: dict[str, list[Any]] = {
 # Problem extension members shown in each problem type's example.
 PROBLEM_EXTENSION_EXAMPLES: dict[str, dict[str, Any]] = {
     "seats-unavailable": {"seats": ["C3"]},
+    "active-holds-limit": {"limit": 50},
     "invalid-seats": {"seats": ["Z99"]},
     "forbidden": {"required_scope": "bookings:write"},
     "booking-state-conflict": {"status_now": "EXPIRED"},

@@ -17,6 +17,7 @@ from types import FrameType
 
 from boxoffice_db.engine import get_engine, session_scope
 from boxoffice_messaging.celery_app import create_celery_app
+from boxoffice_messaging.dead_letters import waiting_dead_letters
 from boxoffice_messaging.heartbeat import Heartbeat
 from boxoffice_messaging.outbox import outbox_backlog, publish_pending
 from boxoffice_messaging.redelivery import redeliver_lost
@@ -27,7 +28,6 @@ from boxoffice_telemetry.domain import DeadLetterCollector
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.wiring import setup_producer
 from prometheus_client import Gauge
-from redis import Redis
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def run_relay(stop: threading.Event, settings: Settings | None = None) -> None:
     backoff = RetryPolicy(
         max_retries=0, base_seconds=0.2, cap_seconds=settings.relay_backoff_max_seconds
     )
-    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    redis = redis_from_settings(settings, socket_timeout=5, socket_connect_timeout=2)
     redeliver_after = timedelta(seconds=settings.relay_redeliver_after_seconds)
     failures = 0
     next_gauges = 0.0
@@ -118,12 +118,10 @@ def main() -> None:
     # /metrics, Celery publish metrics and traces; `boxoffice_dead_letters{service}` comes
     # from the collector, the outbox gauges from run_relay.
     setup_producer(
-        create_celery_app("boxoffice-relay", settings),
         service="booking-relay",
         metrics_port=settings.metrics_port,
-        redis=redis_from_settings(settings, socket_timeout=2, socket_connect_timeout=2),
         engine=get_engine,
-        collectors=[DeadLetterCollector(get_engine)],
+        collectors=[DeadLetterCollector(waiting_dead_letters)],
     )
     stop = threading.Event()
 

@@ -7,7 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from boxoffice_settings import get_settings
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from boxoffice_booking.validators import E164Phone, SeatLabel
 
@@ -20,6 +21,26 @@ class Customer(BaseModel):
     sms_opt_out: bool = Field(
         default=False, description="No SMS for this booking; emails are always sent."
     )
+
+    @field_validator("email")
+    @classmethod
+    def _deliverable(cls, email: str) -> str:
+        # A non-ASCII mailbox name needs SMTPUTF8; refuse it now if our SMTP server has none.
+        mailbox = email.rpartition("@")[0]
+        if not mailbox.isascii() and not get_settings().smtp_smtputf8:
+            raise ValueError(
+                "this address has non-ASCII characters before the @, which our mail server "
+                "cannot deliver; use an address with an ASCII mailbox name"
+            )
+        return email
+
+
+class CustomerPublic(BaseModel):
+    """The customer as stored: an address retention anonymised is still answered as it is."""
+
+    email: str
+    phone: str | None = None
+    sms_opt_out: bool = False
 
 
 class BookingCreate(BaseModel):
@@ -46,7 +67,7 @@ class BookingPublic(BaseModel):
     seats: list[BookingSeatPublic]
     total_minor: int
     currency: str
-    customer: Customer
+    customer: CustomerPublic
     expires_at: datetime
     created_at: datetime
     confirmed_at: datetime | None
@@ -105,11 +126,14 @@ class SeatStatePublic(BaseModel):
     accessible: bool = False
 
 
-class SeatMapPublic(BaseModel):
+class SeatMapHeader(BaseModel):
     showtime_id: uuid.UUID
     film_title: str
     starts_at: datetime
     currency: str
+
+
+class SeatMapPublic(SeatMapHeader):
     seats: list[SeatStatePublic]
 
 

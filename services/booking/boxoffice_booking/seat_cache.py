@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from boxoffice_bookings import seat_repository
 from boxoffice_db.aio import AsyncConn
-from boxoffice_db.models import Seat, SeatState, Showtime, ShowtimePrice, ShowtimeSeat
+from boxoffice_db.models import SeatState
 from prometheus_client import Counter
 from redis import Redis, RedisError
 from redis.asyncio import Redis as AsyncRedis
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -155,13 +155,7 @@ class SeatCache:
             cleared = True
         except RedisError:
             cleared = False
-        rows = session.execute(
-            select(
-                ShowtimeSeat.label,
-                ShowtimeSeat.state,
-                ShowtimeSeat.hold_expires_at,
-            ).where(ShowtimeSeat.showtime_id == showtime_id)
-        ).all()
+        rows = seat_repository.seat_states(session, showtime_id)
         encoded = {r.label: encode_state(r.state, r.hold_expires_at) for r in rows}
         if cleared and encoded:
             try:
@@ -189,28 +183,10 @@ class SeatCache:
             cached = None
         if cached is not None:
             return SeatLayout(**json.loads(cached))
-        showtime = session.get(Showtime, showtime_id)
+        showtime = seat_repository.find_showtime(session, showtime_id)
         if showtime is None:
             return None
-        rows = session.execute(
-            select(
-                ShowtimeSeat.label,
-                Seat.row_label,
-                Seat.number,
-                ShowtimeSeat.category,
-                ShowtimePrice.amount_minor,
-                Seat.aisle_after,
-                Seat.accessible,
-            )
-            .join(Seat, Seat.id == ShowtimeSeat.seat_id)
-            .outerjoin(
-                ShowtimePrice,
-                (ShowtimePrice.showtime_id == ShowtimeSeat.showtime_id)
-                & (ShowtimePrice.category == ShowtimeSeat.category),
-            )
-            .where(ShowtimeSeat.showtime_id == showtime_id)
-            .order_by(func.length(Seat.row_label), Seat.row_label, Seat.number)
-        ).all()
+        rows = seat_repository.seat_layout(session, showtime_id)
         layout = SeatLayout(
             showtime_id=str(showtime.id),
             film_title=showtime.film_title,
@@ -276,14 +252,9 @@ class AsyncSeatCache:
             await self.redis.delete(keys[2])  # changes from now on win over the snapshot
         except RedisError:
             return
-        cursor = await conn.execute(
-            "SELECT label, state::text AS state, hold_expires_at FROM showtime_seats"
-            " WHERE showtime_id = %s",
-            (showtime_id,),
-        )
         encoded = {
-            row.label: encode_state(SeatState(row.state), row.hold_expires_at)
-            for row in await cursor.fetchall()
+            row.label: encode_state(row.state, row.hold_expires_at)
+            for row in await seat_repository.seat_states_async(conn, showtime_id)
         }
         if encoded:
             try:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from boxoffice_db.models import Showtime
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from boxoffice_booking import catalog_repository
 from boxoffice_booking.catalog import create_screen, create_showtime, create_venue
 
 DEMO_ROWS = {row: 12 for row in "ABCDEFGH"}
@@ -18,9 +17,7 @@ DEMO_PRICES = {"standard": 25000, "premium": 40000}
 
 def seed_demo(session: Session) -> uuid.UUID:
     """Create the demo showtime once and return its id (the existing one on later runs)."""
-    existing = session.scalars(
-        select(Showtime.id).where(Showtime.film_title == "The Demo Picture").limit(1)
-    ).first()
+    existing = catalog_repository.find_showtime_id_by_film(session, "The Demo Picture")
     if existing is not None:
         return existing
     venue = create_venue(session, "Boxoffice Demo Cinema", "Asia/Kolkata")

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import enum
-import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from boxoffice_db.engine import session_scope
-from boxoffice_db.models import Delivery
-from boxoffice_messaging.inbox import default_marks
-from sqlalchemy import Update, bindparam, update
-from sqlalchemy.dialects.postgresql import insert
+from boxoffice_messaging.inbox import SentMarks, default_marks
 from sqlalchemy.orm import Session
 
-from boxoffice_notifier.errors import PermanentDeliveryError, TransientDeliveryError
+from boxoffice_notifier import repository
+from boxoffice_notifier.errors import redact
 
 
 class Outcome(enum.StrEnum):
@@ -50,34 +46,34 @@ Plan = Callable[[Session], Send | Skip]
 FINAL = {"sent", "failed", "skipped"}
 
 
-def deliver(key: DeliveryKey, plan: Plan) -> Outcome:
+def deliver(key: DeliveryKey, plan: Plan, *, marks: SentMarks | None = None) -> Outcome:
     """Send what `plan` decides unless this (event, channel) already reached a final state.
 
     The delivery row stays locked while sending, so a concurrent redelivery of the same event
-    waits and then finds it done. A transient failure rolls the send back, records the
-    attempt in its own transaction and re-raises for the caller to retry; a permanent one is
-    recorded as `failed` and not raised. If the process dies mid-send the row is unlocked
-    unsent and a redelivery sends again: at least once, duplicates narrowed to that window.
+    waits and then finds it done. Any failure rolls the send back, records the attempt in its
+    own transaction and is raised again: the task retries or dead-letters it (tasks.py). If
+    the process dies mid-send the row is unlocked unsent and a redelivery sends again: at
+    least once, duplicates narrowed to that window.
     `plan` runs in that transaction (so what it reads costs no transaction of its own), and not
-    at all for a delivery already done.
+    at all for a delivery already done. `marks` defaults to the broker's Redis.
     """
     # A "sent" mark in Redis, written the instant the provider accepts, covers a worker
     # killed (or PostgreSQL restarting) before this transaction commits.
-    marks = default_marks()
+    marks = marks or default_marks()
     try:
         with session_scope() as session:
-            if _lock(session, key) in FINAL:
+            if repository.lock_delivery(session, key) in FINAL:
                 return Outcome.ALREADY_DONE
             action = plan(session)
             if isinstance(action, Skip):
-                _set(session, key, status="skipped", error=action.reason)
+                repository.set_delivery(session, key, status="skipped", error=action.reason)
                 return Outcome.SKIPPED
             if marks.is_marked(key.event_id, key.channel):
-                _set(session, key, status="sent", sent_at=datetime.now(UTC))
+                repository.set_delivery(session, key, status="sent", sent_at=datetime.now(UTC))
                 return Outcome.ALREADY_DONE
             provider_message_id = action()
             marks.mark(key.event_id, key.channel)
-            _set(
+            repository.set_delivery(
                 session,
                 key,
                 status="sent",
@@ -87,96 +83,36 @@ def deliver(key: DeliveryKey, plan: Plan) -> Outcome:
                 provider_message_id=provider_message_id,
             )
             return Outcome.SENT
-    except PermanentDeliveryError as exc:
-        finish(key, "failed", exc.reason)
-        return Outcome.FAILED
-    except TransientDeliveryError as exc:
-        record_attempt(key, exc.reason)
+    except Exception as exc:
+        # Whatever failed (a provider's refusal, an outage, a bug), the attempt is counted and
+        # the error goes on to the task, which retries or dead-letters it (`on_give_up` then
+        # records the delivery as failed): nothing is dropped here.
+        record_attempt(key, redact(f"{type(exc).__name__}: {exc}"))
         raise
 
 
 def skip(key: DeliveryKey, reason: str) -> Outcome:
     """Record that this channel does not apply (opted out, no number, not configured)."""
     with session_scope() as session:
-        if _lock(session, key) in FINAL:
+        if repository.lock_delivery(session, key) in FINAL:
             return Outcome.ALREADY_DONE
-        _set(session, key, status="skipped", error=reason)
+        repository.set_delivery(session, key, status="skipped", error=reason)
         return Outcome.SKIPPED
 
 
-def finish(key: DeliveryKey, status: str, reason: str) -> None:
+def finish(key: DeliveryKey, status: str, reason: str, *, count_attempt: bool = True) -> None:
     """Record a final unsent outcome (counting the attempt) unless it had been sent."""
     with session_scope() as session:
-        if _lock(session, key) == "sent":
+        if repository.lock_delivery(session, key) == "sent":
             return
-        _set(session, key, status=status, count_attempt=True, error=reason)
+        repository.set_delivery(
+            session, key, status=status, count_attempt=count_attempt, error=redact(reason)
+        )
 
 
 def record_attempt(key: DeliveryKey, reason: str) -> None:
     """Count a failed attempt that will be retried."""
     with session_scope() as session:
-        if _lock(session, key) in FINAL:
+        if repository.lock_delivery(session, key) in FINAL:
             return
-        _set(session, key, status="retrying", count_attempt=True, error=reason)
-
-
-# Insert the row if it is new, lock it either way, and say its status: one round trip. The
-# no-op DO UPDATE takes the row lock as SELECT ... FOR UPDATE would (waiting for a concurrent
-# holder, then seeing its committed status), which DO NOTHING does not.
-_inserted = insert(Delivery).values(
-    event_id=bindparam("event_id"),
-    channel=bindparam("channel"),
-    status="pending",
-    kind=bindparam("kind"),
-    booking_id=bindparam("booking_id"),
-)
-_LOCK = _inserted.on_conflict_do_update(
-    index_elements=[Delivery.event_id, Delivery.channel],
-    set_={"status": Delivery.status, "updated_at": Delivery.updated_at},
-).returning(Delivery.status)
-
-
-def _lock(session: Session, key: DeliveryKey) -> str:
-    # Core on the session's connection: the ORM's bulk-statement machinery adds nothing here.
-    status: str = (
-        session.connection()
-        .execute(
-            _LOCK,
-            {
-                "event_id": key.event_id,
-                "channel": key.channel,
-                "kind": key.kind,
-                "booking_id": key.booking_id,
-            },
-        )
-        .scalar_one()
-    )
-    return status
-
-
-def _set(session: Session, key: DeliveryKey, *, count_attempt: bool = False, **values: Any) -> None:
-    session.connection().execute(
-        _update(tuple(sorted(values)), count_attempt),
-        {
-            "key_event_id": key.event_id,
-            "key_channel": key.channel,
-            **{f"new_{column}": value for column, value in values.items()},
-        },
-    )
-
-
-@functools.lru_cache(maxsize=32)
-def _update(columns: tuple[str, ...], count_attempt: bool) -> Update:
-    """UPDATE of `columns` (bound by name) on one delivery, built once per set of columns."""
-    # Parameters named apart from the columns, which SQLAlchemy keeps for itself.
-    values: dict[str, Any] = {column: bindparam(f"new_{column}") for column in columns}
-    if count_attempt:
-        values["attempts"] = Delivery.attempts + 1
-    return (
-        update(Delivery)
-        .where(
-            Delivery.event_id == bindparam("key_event_id"),
-            Delivery.channel == bindparam("key_channel"),
-        )
-        .values(values)
-    )
+        repository.set_delivery(session, key, status="retrying", count_attempt=True, error=reason)

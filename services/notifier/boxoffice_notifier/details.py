@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from boxoffice_db.models import Booking, BookingSeat, Screen, Showtime, Venue
-from sqlalchemy import ARRAY, String, bindparam, func, literal, select
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
+
+from boxoffice_notifier import repository
 
 
 @dataclass(frozen=True)
@@ -55,46 +54,9 @@ def format_amount(minor: int, currency: str) -> str:
     return f"{sign}{currency} {minor // 100:,}.{minor % 100:02d}"
 
 
-# One round trip, no ORM objects: the seats come as an array beside the booking's row. Built once;
-# each call only binds the id.
-_SEAT_LABELS = (
-    select(
-        func.coalesce(
-            func.array_agg(aggregate_order_by(BookingSeat.label, BookingSeat.label)),
-            literal([], ARRAY(String)),
-        )
-    )
-    .where(BookingSeat.booking_id == Booking.id)
-    .scalar_subquery()
-)
-_DETAILS = (
-    select(
-        Booking.id,
-        Booking.reference,
-        Booking.status,
-        Booking.customer_email,
-        Booking.customer_phone,
-        Booking.sms_opt_out,
-        Showtime.film_title,
-        Venue.name,
-        Venue.timezone,
-        Screen.name,
-        Showtime.starts_at,
-        Showtime.ends_at,
-        _SEAT_LABELS,
-        Booking.total_minor,
-        Booking.currency,
-    )
-    .join(Showtime, Showtime.id == Booking.showtime_id)
-    .join(Screen, Screen.id == Showtime.screen_id)
-    .join(Venue, Venue.id == Screen.venue_id)
-    .where(Booking.id == bindparam("booking_id"))
-)
-
-
 def load_booking_details(session: Session, booking_id: uuid.UUID) -> BookingDetails | None:
     """The booking with its showtime, screen and venue, or None if there is no such booking."""
-    row = session.execute(_DETAILS, {"booking_id": booking_id}).one_or_none()
+    row = repository.booking_details_row(session, booking_id)
     if row is None:
         return None
     (

@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import sys
 
-from boxoffice_db.engine import dispose_engine, get_engine
-from boxoffice_messaging.celery_app import create_celery_app
-from boxoffice_messaging.redis_client import redis_from_settings
+from boxoffice_db.engine import dispose_engine
+from boxoffice_messaging.routes import CHANNEL_QUEUES
+from boxoffice_messaging.worker import run_worker
 from boxoffice_settings import get_settings
-from boxoffice_telemetry.logs import configure_logging
-from boxoffice_telemetry.wiring import setup_celery_worker, use_multiprocess_metrics, worker_pool
 from celery import Celery
 from celery.signals import worker_process_init, worker_shutdown
 
-from boxoffice_notifier.pools import CHANNEL_QUEUES, channel_and_concurrency
+from boxoffice_notifier.pools import channel_and_concurrency
 from boxoffice_notifier.providers import reset_providers
-from boxoffice_notifier.tasks import register_tasks
 
 
 def create_app() -> Celery:
-    settings = get_settings()
-    app = create_celery_app("boxoffice-notifier", settings)
-    # The daily report's chord hands its parts' results to the callback through Redis;
-    # those results expire after a day (task status proper lives in PostgreSQL).
-    app.conf.update(result_backend=settings.redis_url, result_expires=86400)
-    register_tasks(app)
+    """The notifier's Celery app, with its tasks (declared at module level in tasks.py)."""
+    from boxoffice_notifier.tasks import app
+
     return app
 
 
@@ -63,19 +57,9 @@ def main(argv: list[str] | None = None) -> None:
         "--loglevel=INFO",
         *args,
     ]
-    pool = worker_pool(worker_args)
-    use_multiprocess_metrics(pool)
-    configure_logging(f"notifier-{channel}", settings.log_level)
-    app = create_app()
-    setup_celery_worker(
-        app,
-        service="notifier",
-        metrics_port=settings.metrics_port,
-        redis=redis_from_settings(settings, socket_timeout=2, socket_connect_timeout=2),
-        pool=pool,
-        engine=get_engine,
+    run_worker(
+        create_app, settings, worker_args, service="notifier", log_name=f"notifier-{channel}"
     )
-    app.worker_main(worker_args)
 
 
 if __name__ == "__main__":

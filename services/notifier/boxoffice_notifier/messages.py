@@ -168,12 +168,40 @@ def _header(value: str) -> str:
 
 
 def _addresses(value: str) -> str:
-    """An address list with any non-ASCII display name encoded (RFC 2047)."""
+    """An address list with any non-ASCII display name encoded (RFC 2047), every domain in its
+    IDNA (ASCII) form, and a non-ASCII local part kept as UTF-8 (RFC 6532: such a message
+    needs a server that offers SMTPUTF8; see smtp.py)."""
     if "\r" in value or "\n" in value:
         raise ValueError("header values may not contain line breaks")
     if value.isascii():
         return value
-    return ", ".join(formataddr(pair, charset="utf-8") for pair in getaddresses([value]))
+    return ", ".join(_address(name, address) for name, address in getaddresses([value]))
+
+
+def _address(name: str, address: str) -> str:
+    local, at, domain = address.rpartition("@")
+    if not at:
+        local, domain = address, ""
+    if domain and not domain.isascii():
+        domain = idna_domain(domain)
+    address = f"{local}@{domain}" if at else local
+    if address.isascii():
+        return formataddr((name, address), charset="utf-8")
+    # The UTF-8 bytes as surrogate escapes: compat32 writes them out as they are (8bit)
+    # instead of RFC 2047-encoding the address, which would make it unreadable to a server.
+    raw = address.encode("utf-8").decode("ascii", "surrogateescape")
+    if not name:
+        return raw
+    shown = formataddr((name, "x@x"), charset="utf-8").rsplit(" <", 1)[0]
+    return f"{shown} <{raw}>"
+
+
+def idna_domain(domain: str) -> str:
+    """`exämple.com` as `xn--exmple-cua.com`, the form every mail server accepts."""
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ValueError(f"not a valid internationalised domain: {exc}") from exc
 
 
 def render_sms(kind: str, details: BookingDetails, **extra: Any) -> str:

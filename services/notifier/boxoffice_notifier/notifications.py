@@ -9,6 +9,7 @@ from typing import Any
 
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
 from boxoffice_contracts.envelope import MalformedMessage
+from boxoffice_contracts.events import EMAIL, EVENTS, SMS
 from celery import current_task
 from prometheus_client import Counter, Histogram
 from sqlalchemy.orm import Session
@@ -19,9 +20,6 @@ from boxoffice_notifier.messages import render_booking_email, render_sms
 from boxoffice_notifier.providers import get_providers
 
 log = logging.getLogger(__name__)
-
-EMAIL = "email"
-SMS = "sms"
 
 NOTIFICATIONS = Counter(
     "boxoffice_notifications_total",
@@ -37,33 +35,31 @@ DELIVERY_LATENCY = Histogram(
 
 
 def message_kind(envelope: Envelope) -> tuple[str, dict[str, Any]]:
-    """The template an event is told with, and the extra facts it needs beyond the booking."""
-    match envelope.event_type:
-        case "booking.confirmed":
-            return "booking_confirmed", {}
-        case "booking.expired":
-            return "hold_expired", {}
-        case "booking.cancelled":
-            cancelled = envelope.booking_cancelled
-            refund = (
-                format_amount(cancelled.refunded_minor, cancelled.currency)
-                if cancelled.refunded_minor
-                else None
-            )
-            was_confirmed = cancelled.previous_status == "CONFIRMED"
-            return "booking_cancelled", {"was_confirmed": was_confirmed, "refund": refund}
-        case "booking.refunded":
-            refunded = envelope.booking_refunded
-            extra = {
-                "refund": format_amount(refunded.refunded_minor, refunded.currency),
-                "reason": refunded.reason,
-            }
-            if refunded.reason == "seats_taken":
-                return "late_payment_refunded", extra
-            return "booking_refunded", extra
-        case "notifier.showtime_reminder_due":
-            return "showtime_reminder", {}
-    raise MalformedMessage(f"no notification for event_type {envelope.event_type!r}")
+    """The template an event is told with (its row in boxoffice_contracts.events), and the
+    extra facts it needs beyond the booking."""
+    event = EVENTS.get(envelope.event_type)
+    if event is None or event.kind is None:
+        raise MalformedMessage(f"no notification for event_type {envelope.event_type!r}")
+    if envelope.HasField("booking_cancelled"):
+        cancelled = envelope.booking_cancelled
+        refund = (
+            format_amount(cancelled.refunded_minor, cancelled.currency)
+            if cancelled.refunded_minor
+            else None
+        )
+        was_confirmed = cancelled.previous_status == "CONFIRMED"
+        return event.kind, {"was_confirmed": was_confirmed, "refund": refund}
+    if envelope.HasField("booking_refunded"):
+        refunded = envelope.booking_refunded
+        extra = {
+            "refund": format_amount(refunded.refunded_minor, refunded.currency),
+            "reason": refunded.reason,
+        }
+        # A payment that came after the seats were gone is told apart from a plain refund.
+        if refunded.reason == "seats_taken":
+            return "late_payment_refunded", extra
+        return event.kind, extra
+    return event.kind, {}
 
 
 def delivery_key(envelope: Envelope, channel: str) -> DeliveryKey:

@@ -3,10 +3,8 @@ tasks, so that the bench's no-op baseline runs with the very same pool size."""
 
 from __future__ import annotations
 
-from boxoffice_messaging.routes import QUEUE_EMAIL, QUEUE_SMS
+from boxoffice_messaging.routes import CHANNEL_QUEUES
 from boxoffice_settings import Settings
-
-CHANNEL_QUEUES = {"email": QUEUE_EMAIL, "sms": QUEUE_SMS}
 
 
 def channel_and_concurrency(settings: Settings, args: list[str]) -> tuple[str, int, list[str]]:

@@ -6,12 +6,11 @@ import uuid
 from datetime import timedelta
 
 from boxoffice.notifier.v1 import notifier_pb2
-from boxoffice_contracts.envelope import build_envelope, iso
-from boxoffice_db.models import Booking, BookingReminder, BookingStatus, Showtime
-from boxoffice_messaging.outbox import add_event
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from boxoffice_contracts.envelope import iso
+from boxoffice_messaging.outbox import add_booking_event
 from sqlalchemy.orm import Session
+
+from boxoffice_notifier import repository
 
 # Reminder event ids are derived from the booking, so even a reminder announced twice (a
 # crash between claim and commit is impossible, but a replayed outbox row is not) is one
@@ -29,45 +28,19 @@ def claim_due_reminders(session: Session, window: timedelta, limit: int = 1000) 
     The claim row and the outbox event commit together: a booking is claimed once (primary
     key), and a claimed booking's reminder is never lost (transactional outbox).
     """
-    due = (
-        select(Booking.id, Booking.showtime_id, Showtime.starts_at)
-        .join(Showtime, Showtime.id == Booking.showtime_id)
-        .where(
-            Booking.status == BookingStatus.CONFIRMED,
-            Showtime.starts_at > func.now(),
-            Showtime.starts_at <= func.now() + window,
-            ~select(BookingReminder.booking_id)
-            .where(BookingReminder.booking_id == Booking.id)
-            .exists(),
-        )
-        .order_by(Showtime.starts_at)
-        .limit(limit)
-    )
-    rows = session.execute(due).all()
+    rows = repository.due_reminders(session, window, limit)
     if not rows:
         return 0
-    claimed = set(
-        session.scalars(
-            insert(BookingReminder)
-            .values([{"booking_id": row.id} for row in rows])
-            .on_conflict_do_nothing(index_elements=[BookingReminder.booking_id])
-            .returning(BookingReminder.booking_id)
-        )
-    )
+    claimed = repository.claim_reminders(session, [row.id for row in rows])
     for row in rows:
         if row.id not in claimed:  # another run claimed it at the same moment
             continue
-        add_event(
+        add_booking_event(
             session,
-            build_envelope(
-                "notifier.showtime_reminder_due",
-                row.id,
-                notifier_pb2.ShowtimeReminderDue(
-                    booking_id=str(row.id),
-                    showtime_id=str(row.showtime_id),
-                    starts_at=iso(row.starts_at),
-                ),
-                event_id=reminder_event_id(row.id),
-            ),
+            "notifier.showtime_reminder_due",
+            row,
+            notifier_pb2.ShowtimeReminderDue,
+            starts_at=iso(row.starts_at),
+            event_id=reminder_event_id(row.id),
         )
     return len(claimed)

@@ -7,10 +7,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from boxoffice_db.models import Booking, BookingSeat, Screen, Showtime, Venue
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from boxoffice_notifier import repository
 from boxoffice_notifier.details import format_amount
 
 REPORT_NAMESPACE = uuid.UUID("0b6f4c1e-8a7d-4e52-a3b9-5d2c7e1f4a86")
@@ -50,55 +49,19 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 def venue_figures(session: Session, venue_id: uuid.UUID, day: date) -> VenueFigures:
     """Bookings confirmed, seats sold, revenue, holds expired and cancellations on `day`."""
     start, end = day_bounds(day)
-    venue = session.get(Venue, venue_id)
-    figures = VenueFigures(str(venue_id), venue.name if venue else str(venue_id))
-    at_venue = (
-        select(Booking.id)
-        .join(Showtime, Showtime.id == Booking.showtime_id)
-        .join(Screen, Screen.id == Showtime.screen_id)
-        .where(Screen.venue_id == venue_id)
+    name = repository.venue_name(session, venue_id)
+    figures = VenueFigures(str(venue_id), name or str(venue_id))
+    by_currency, figures.seats_sold, figures.expiries, figures.cancellations = (
+        repository.venue_day_figures(session, venue_id, start, end)
     )
-    confirmed = at_venue.where(Booking.confirmed_at >= start, Booking.confirmed_at < end)
-    for currency, count, revenue in session.execute(
-        select(Booking.currency, func.count(), func.coalesce(func.sum(Booking.total_minor), 0))
-        .where(Booking.id.in_(confirmed))
-        .group_by(Booking.currency)
-    ):
+    for currency, (count, revenue) in by_currency.items():
         figures.bookings += count
-        figures.revenue[currency] = int(revenue)
-    figures.seats_sold = (
-        session.scalar(
-            select(func.count())
-            .select_from(BookingSeat)
-            .where(BookingSeat.booking_id.in_(confirmed))
-        )
-        or 0
-    )
-    figures.expiries = (
-        session.scalar(
-            select(func.count()).where(
-                Booking.id.in_(
-                    at_venue.where(Booking.expired_at >= start, Booking.expired_at < end)
-                )
-            )
-        )
-        or 0
-    )
-    figures.cancellations = (
-        session.scalar(
-            select(func.count()).where(
-                Booking.id.in_(
-                    at_venue.where(Booking.cancelled_at >= start, Booking.cancelled_at < end)
-                )
-            )
-        )
-        or 0
-    )
+        figures.revenue[currency] = revenue
     return figures
 
 
 def all_venue_ids(session: Session) -> list[uuid.UUID]:
-    return list(session.scalars(select(Venue.id).order_by(Venue.name)))
+    return repository.all_venue_ids(session)
 
 
 @dataclass

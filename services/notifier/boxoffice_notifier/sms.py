@@ -56,7 +56,8 @@ class SmsGateway:
             data = response.json()
         except ValueError:
             return None
-        message_id = data.get("sid") or data.get("id") if isinstance(data, dict) else None
+        # An unexpected reply (a list, a string) is still an accepted message, without an id.
+        message_id = (data.get("sid") or data.get("id")) if isinstance(data, dict) else None
         return str(message_id)[:100] if message_id else None
 
     def close(self) -> None:

@@ -9,7 +9,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email.generator import BytesGenerator
 from email.message import Message
+from email.utils import getaddresses
+from io import BytesIO
 
 from boxoffice_settings import Settings
 from boxoffice_telemetry.tracing import tracer
@@ -34,6 +37,8 @@ def classify_smtp_error(exc: BaseException) -> DeliveryError:
         if codes and all(500 <= code < 600 for code in codes):
             return PermanentDeliveryError(reason)
         return TransientDeliveryError(reason)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return PermanentDeliveryError(f"the server does not support what the message needs: {exc}")
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return TransientDeliveryError(f"authentication failed: {exc.smtp_code}")
     if isinstance(exc, smtplib.SMTPResponseException):
@@ -75,12 +80,12 @@ class SmtpSender:
     def _send(self, message: Message) -> None:
         try:
             with self._connection() as smtp:
-                smtp.send_message(message)
+                _transmit(smtp, message)
         except smtplib.SMTPServerDisconnected:
             # A pooled connection the server had already closed: one fresh attempt.
             try:
                 with self._connection(fresh=True) as smtp:
-                    smtp.send_message(message)
+                    _transmit(smtp, message)
             except (smtplib.SMTPException, OSError) as exc:
                 raise classify_smtp_error(exc) from exc
         except (smtplib.SMTPException, OSError) as exc:
@@ -155,6 +160,36 @@ class SmtpSender:
             _quit(smtp)
             raise
         return smtp
+
+
+def _transmit(smtp: smtplib.SMTP, message: Message) -> None:
+    """Send `message` on an open session; with SMTPUTF8 when an address needs it (RFC 6531).
+
+    Domains are already in their IDNA form (messages.py), so only a non-ASCII mailbox name
+    (`josé@...`) needs SMTPUTF8. A server that does not offer it cannot take the message:
+    a permanent failure, dead-lettered with that reason.
+    """
+    # The stored values: compat32 would hand back an address kept as raw UTF-8 mangled.
+    raw = {name.lower(): str(value) for name, value in message.raw_items()}
+    senders, recipients = raw.get("from", ""), raw.get("to", "")
+    if senders.isascii() and recipients.isascii():
+        smtp.send_message(message)
+        return
+    if not smtp.has_extn("smtputf8"):
+        raise PermanentDeliveryError(
+            "the SMTP server does not offer SMTPUTF8, which a non-ASCII mailbox name needs"
+        )
+    [(_, sender)] = getaddresses([_unescaped(senders)])
+    to = [address for _, address in getaddresses([_unescaped(recipients)])]
+    data = BytesIO()
+    BytesGenerator(data, policy=message.policy).flatten(message, linesep="\r\n")
+    options = ["SMTPUTF8"] + (["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else [])
+    smtp.sendmail(sender, to, data.getvalue(), mail_options=options)
+
+
+def _unescaped(header: str) -> str:
+    """A header kept as UTF-8 bytes in surrogate escapes (messages.py), as text again."""
+    return header.encode("ascii", "surrogateescape").decode("utf-8")
 
 
 def _quit(smtp: smtplib.SMTP) -> None:

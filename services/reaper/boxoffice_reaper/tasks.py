@@ -7,6 +7,8 @@ import time
 from datetime import timedelta
 from functools import lru_cache
 
+from boxoffice_bookings import reconciliation, refunds
+from boxoffice_bookings.expiry import expire_batch, seconds_until_next_expiry
 from boxoffice_db.engine import session_scope
 from boxoffice_messaging.reliable import reliable_task
 from boxoffice_messaging.retry import RetryPolicy
@@ -14,13 +16,13 @@ from boxoffice_messaging.routes import (
     TASK_EXPIRE_DUE_HOLDS,
     TASK_PURGE_EXPIRED_KEYS,
     TASK_PURGE_RETENTION,
+    TASK_RECONCILE_REFUNDS,
 )
-from boxoffice_payments import get_provider
+from boxoffice_payments import PaymentState, get_provider
 from boxoffice_settings import get_settings
 from celery import Celery
 
-from boxoffice_reaper import payment_checks, retention
-from boxoffice_reaper.expiry import expire_batch, seconds_until_next_expiry
+from boxoffice_reaper import retention
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +34,15 @@ FOLLOW_FRACTION = 0.9
 MIN_FOLLOW_SLEEP_SECONDS = 0.02
 
 
-def fetch_payment_status(provider: str, reference: str) -> str:
-    """Ask `provider` about the order `reference`; its PaymentStatus value."""
-    return get_provider(provider).fetch_status(reference).status.value
+def fetch_payment_status(provider: str, reference: str) -> PaymentState:
+    """Ask `provider` about the order `reference`."""
+    return get_provider(provider).fetch_status(reference)
 
 
 @lru_cache(maxsize=1)
-def _throttle(seconds: float) -> payment_checks.RecheckThrottle:
+def _throttle(seconds: float) -> reconciliation.RecheckThrottle:
     """One throttle per process, so sweeps on every thread share what was asked when."""
-    return payment_checks.RecheckThrottle(seconds)
+    return reconciliation.RecheckThrottle(seconds)
 
 
 def expire_due_now(batch_size: int, deadline: float) -> int:
@@ -77,7 +79,7 @@ def sweep_due_holds() -> int:
         # A due hold another sweep has locked shows as due now: poll gently, do not spin.
         time.sleep(max(MIN_FOLLOW_SLEEP_SECONDS, wait))
         total += expire_due_now(settings.reaper_batch_size, deadline)
-    total += payment_checks.check_paying_holds(
+    total += reconciliation.check_paying_holds(
         fetch_payment_status,
         _throttle(settings.reaper_payment_recheck_seconds),
         timedelta(seconds=settings.reaper_payment_grace_seconds),
@@ -85,6 +87,14 @@ def sweep_due_holds() -> int:
     if total:
         log.info("expired holds", extra={"count": total})
     return total
+
+
+def reconcile_refunds() -> dict[str, int]:
+    """Every minute: ask the provider again for each refund still pending; settle what it made."""
+    settled, pending = refunds.reconcile_refunds(get_settings().refund_retry_after_seconds)
+    if settled or pending:
+        log.info("refunds reconciled", extra={"settled": settled, "pending": pending})
+    return {"settled": settled, "pending": pending}
 
 
 def purge_retention() -> dict[str, int]:
@@ -104,6 +114,7 @@ def register_tasks(app: Celery) -> None:
         (TASK_EXPIRE_DUE_HOLDS, sweep_due_holds),
         (TASK_PURGE_RETENTION, purge_retention),
         (TASK_PURGE_EXPIRED_KEYS, purge_expired_keys),
+        (TASK_RECONCILE_REFUNDS, reconcile_refunds),
     ):
         reliable_task(
             app, name, service="reaper", retry_policy=RetryPolicy(max_retries=0), dead_letter=False

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # The leader gauge is shared with the dashboards and alerts (boxoffice_scheduler_leader).
 IS_LEADER = SCHEDULER_LEADER
+# Set while this process leads: the cluster gauges (queue lengths, workers) are served then only.
+LEADING = threading.Event()
 LEADERSHIP_CHANGES = Counter(
     "boxoffice_scheduler_leadership_changes_total",
     "Times this replica became or stopped being the leader",
@@ -171,6 +173,7 @@ class LeaderElection:
                 self._token = token
                 if not leading:
                     IS_LEADER.set(1)
+                    LEADING.set()
                     LEADERSHIP_CHANGES.labels("acquired").inc()
                     log.info(
                         "became the scheduler leader",
@@ -187,6 +190,7 @@ class LeaderElection:
                 return
             self._token = None
         IS_LEADER.set(0)
+        LEADING.clear()
         LEADERSHIP_CHANGES.labels("lost").inc()
         log.error(
             "lost the scheduler leadership; stopping",
@@ -220,3 +224,4 @@ class LeaderElection:
             except Exception as exc:
                 log.warning("could not release the leader lease: %s", exc)
         IS_LEADER.set(0)
+        LEADING.clear()

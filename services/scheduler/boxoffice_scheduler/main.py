@@ -10,9 +10,10 @@ from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.redis_client import redis_from_settings
 from boxoffice_settings import get_settings
 from boxoffice_telemetry.logs import configure_logging
-from boxoffice_telemetry.wiring import setup_producer
+from boxoffice_telemetry.wiring import cluster_collector, setup_producer
 from celery.beat import Service
 
+from boxoffice_scheduler.election import LEADING
 from boxoffice_scheduler.scheduler import LeaderScheduler
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,12 @@ def main() -> None:
     settings = get_settings()
     configure_logging("scheduler", settings.log_level)
     app = create_celery_app("boxoffice-scheduler", settings)
+    # The leader alone exports queue lengths and worker liveness: one copy per release.
+    redis = redis_from_settings(settings, socket_timeout=2, socket_connect_timeout=2)
     setup_producer(
-        app,
         service="scheduler",
         metrics_port=settings.metrics_port,
-        redis=redis_from_settings(settings, socket_timeout=2, socket_connect_timeout=2),
+        collectors=[cluster_collector(app, redis, LEADING.is_set)],
     )
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)

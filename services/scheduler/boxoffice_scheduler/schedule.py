@@ -25,6 +25,7 @@ from boxoffice_messaging.routes import (
     TASK_EXPIRE_DUE_HOLDS,
     TASK_PURGE_EXPIRED_KEYS,
     TASK_PURGE_RETENTION,
+    TASK_RECONCILE_REFUNDS,
     TASK_SEND_DAILY_REPORT,
     TASK_SEND_SHOWTIME_REMINDERS,
 )
@@ -80,6 +81,7 @@ _ENV_FIELDS = {
     "daily-report": "schedule_daily_report",
     "purge-retention": "schedule_purge_retention",
     "purge-expired-keys": "schedule_purge_expired_keys",
+    "reconcile-refunds": "schedule_reconcile_refunds",
 }
 
 
@@ -108,6 +110,8 @@ def default_jobs(settings: Settings) -> dict[str, PeriodicJob | None]:
         "daily-report": (TASK_SEND_DAILY_REPORT, QUEUE_EMAIL, None),
         "purge-retention": (TASK_PURGE_RETENTION, QUEUE_REAPER, None),
         "purge-expired-keys": (TASK_PURGE_EXPIRED_KEYS, QUEUE_REAPER, None),
+        # A missed pass is harmless: the next one finds the same pending refunds.
+        "reconcile-refunds": (TASK_RECONCILE_REFUNDS, QUEUE_REAPER, 300.0),
     }
     jobs: dict[str, PeriodicJob | None] = {}
     for name, (task, queue, expires) in specs.items():

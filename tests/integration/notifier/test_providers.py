@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Iterator
-from email.message import EmailMessage
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any
 
@@ -54,70 +54,72 @@ def server_context(ca: trustme.CA) -> ssl.SSLContext:
 
 
 @pytest.fixture
-def plain_smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
+def start_smtp() -> Iterator[Callable[..., SmtpServer]]:
+    """Start SmtpServer(**options) for a test; each one started is stopped after it."""
+    started: list[SmtpServer] = []
 
+    def start(**options: Any) -> SmtpServer:
+        started.append(SmtpServer(**options).start())
+        return started[-1]
 
-def test_starttls_with_login_delivers(ca: trustme.CA, ca_file: Path) -> None:
-    server = SmtpServer(starttls=server_context(ca), login=("mailer", "s3cret")).start()
-    try:
-        sender = SmtpSender(
-            settings(
-                smtp_port=server.port,
-                smtp_starttls=True,
-                smtp_ca_file=str(ca_file),
-                smtp_username="mailer",
-                smtp_password=SecretStr("s3cret"),
-            )
-        )
-        sender.send(email())
-        sender.close()
-        assert [m["Subject"] for m in server.messages()] == ["message 1"]
-        assert server.logins == ["mailer"]
-    finally:
+    yield start
+    for server in started:
         server.stop()
+
+
+@pytest.fixture
+def plain_smtp(start_smtp: Callable[..., SmtpServer]) -> SmtpServer:
+    return start_smtp()
+
+
+def starttls_sender(server: SmtpServer, ca_file: Path, password: str, **changes: Any) -> SmtpSender:
+    """A sender that logs in as mailer over STARTTLS, trusting our CA."""
+    return SmtpSender(
+        settings(
+            smtp_port=server.port,
+            smtp_starttls=True,
+            smtp_ca_file=str(ca_file),
+            smtp_username="mailer",
+            smtp_password=SecretStr(password),
+            **changes,
+        )
+    )
+
+
+def test_starttls_with_login_delivers(
+    start_smtp: Callable[..., SmtpServer], ca: trustme.CA, ca_file: Path
+) -> None:
+    server = start_smtp(starttls=server_context(ca), login=("mailer", "s3cret"))
+    sender = starttls_sender(server, ca_file, "s3cret")
+    sender.send(email())
+    sender.close()
+    assert [m["Subject"] for m in server.messages()] == ["message 1"]
+    assert server.logins == ["mailer"]
 
 
 def test_wrong_password_waits_for_an_operator_rather_than_dropping(
-    ca: trustme.CA, ca_file: Path
+    start_smtp: Callable[..., SmtpServer], ca: trustme.CA, ca_file: Path
 ) -> None:
-    server = SmtpServer(starttls=server_context(ca), login=("mailer", "s3cret")).start()
-    try:
-        sender = SmtpSender(
-            settings(
-                smtp_port=server.port,
-                smtp_starttls=True,
-                smtp_ca_file=str(ca_file),
-                smtp_username="mailer",
-                smtp_password=SecretStr("wrong"),
-                smtp_timeout_seconds=2,
-            )
-        )
-        with pytest.raises(TransientDeliveryError):
-            sender.send(email())
-        assert server.messages() == []
-    finally:
-        server.stop()
+    server = start_smtp(starttls=server_context(ca), login=("mailer", "s3cret"))
+    sender = starttls_sender(server, ca_file, "wrong", smtp_timeout_seconds=2)
+    with pytest.raises(TransientDeliveryError):
+        sender.send(email())
+    assert server.messages() == []
 
 
-def test_implicit_tls_delivers_and_checks_the_certificate(ca: trustme.CA, ca_file: Path) -> None:
-    server = SmtpServer(implicit_tls=server_context(ca)).start()
-    try:
-        trusted = SmtpSender(
-            settings(smtp_port=server.port, smtp_ssl=True, smtp_ca_file=str(ca_file))
-        )
-        trusted.send(email())
-        trusted.close()
-        assert len(server.messages()) == 1
-        # Without our CA the certificate is not trusted: nothing is sent, and it is retried.
-        untrusted = SmtpSender(settings(smtp_port=server.port, smtp_ssl=True))
-        with pytest.raises(TransientDeliveryError):
-            untrusted.send(email(2))
-        assert len(server.messages()) == 1
-    finally:
-        server.stop()
+def test_implicit_tls_delivers_and_checks_the_certificate(
+    start_smtp: Callable[..., SmtpServer], ca: trustme.CA, ca_file: Path
+) -> None:
+    server = start_smtp(implicit_tls=server_context(ca))
+    trusted = SmtpSender(settings(smtp_port=server.port, smtp_ssl=True, smtp_ca_file=str(ca_file)))
+    trusted.send(email())
+    trusted.close()
+    assert len(server.messages()) == 1
+    # Without our CA the certificate is not trusted: nothing is sent, and it is retried.
+    untrusted = SmtpSender(settings(smtp_port=server.port, smtp_ssl=True))
+    with pytest.raises(TransientDeliveryError):
+        untrusted.send(email(2))
+    assert len(server.messages()) == 1
 
 
 def test_one_connection_carries_many_messages(plain_smtp: SmtpServer) -> None:
@@ -232,3 +234,58 @@ def test_refused_login_is_classified_transient() -> None:
     assert isinstance(classify_smtp_error(refused), PermanentDeliveryError)
     greylisted = smtplib.SMTPRecipientsRefused({"x@example.com": (450, b"4.2.0 greylisted")})
     assert isinstance(classify_smtp_error(greylisted), TransientDeliveryError)
+
+
+def international_email() -> Message:
+    from boxoffice_notifier.messages import render_booking_email
+
+    from tests.unit.notifier.samples import sample_details
+
+    return render_booking_email(
+        "booking_confirmed",
+        sample_details(email="josé@exämple.com"),
+        sender="tickets@boxoffice.example",
+        event_id="8d3c4a8e-2f5b-4a1e-9f77-0c1d2e3f4a5c",
+    )
+
+
+def test_an_internationalised_address_is_delivered_with_smtputf8_and_an_idna_domain(
+    start_smtp: Callable[..., SmtpServer],
+) -> None:
+    server = start_smtp(smtputf8=True)
+    sender = SmtpSender(settings(smtp_port=server.port))
+    sender.send(international_email())
+    sender.close()
+    [(options, recipients)] = server.envelopes()
+    assert "SMTPUTF8" in options
+    assert recipients == ["josé@xn--exmple-cua.com"]
+    [received] = server.messages()
+    raw_to = received.get_all("To")
+    assert raw_to is not None
+    assert "xn--exmple-cua.com" in str(raw_to[0])
+
+
+def test_an_idn_domain_alone_needs_no_smtputf8(start_smtp: Callable[..., SmtpServer]) -> None:
+    server = start_smtp(smtputf8=False)
+    sender = SmtpSender(settings(smtp_port=server.port))
+    message = international_email()
+    del message["To"]
+    from boxoffice_notifier.messages import _addresses
+
+    message["To"] = _addresses("Zoë Ñandú <zoe@exämple.com>")
+    sender.send(message)
+    sender.close()
+    [(options, recipients)] = server.envelopes()
+    assert "SMTPUTF8" not in options
+    assert recipients == ["zoe@xn--exmple-cua.com"]
+
+
+def test_a_non_ascii_mailbox_to_a_server_without_smtputf8_is_a_permanent_failure(
+    start_smtp: Callable[..., SmtpServer],
+) -> None:
+    server = start_smtp(smtputf8=False)
+    sender = SmtpSender(settings(smtp_port=server.port))
+    with pytest.raises(PermanentDeliveryError, match="SMTPUTF8"):
+        sender.send(international_email())
+    sender.close()
+    assert server.messages() == []

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis
 from boxoffice.booking.v1 import events_pb2
 from boxoffice_contracts.envelope import build_envelope, to_json
 from boxoffice_db.engine import session_scope
 from boxoffice_db.models import Booking, BookingStatus, OutboxEvent
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.outbox import publish_event
+from boxoffice_messaging.redis_client import redis_client
 from boxoffice_messaging.routes import (
     QUEUE_EMAIL,
     QUEUE_SMS,
@@ -119,9 +119,7 @@ def test_the_rate_limit_is_shared_by_every_worker(stack: Stack) -> None:
     provider = f"test-{uuid.uuid4().hex[:6]}"
     per_second = 10.0
     # Two limiters with their own Redis connections stand for two worker processes.
-    limiters = [
-        RateLimiter(redis.Redis.from_url(stack.redis_url), provider, per_second) for _ in range(2)
-    ]
+    limiters = [RateLimiter(redis_client(stack.redis_url), provider, per_second) for _ in range(2)]
     grants: list[float] = []
     lock = threading.Lock()
 
@@ -146,7 +144,7 @@ def test_the_rate_limit_is_shared_by_every_worker(stack: Stack) -> None:
 
 
 def test_a_spent_budget_past_the_wait_limit_is_a_retry_not_a_block(stack: Stack) -> None:
-    limiter = RateLimiter(redis.Redis.from_url(stack.redis_url), f"slow-{uuid.uuid4()}", 0.5)
+    limiter = RateLimiter(redis_client(stack.redis_url), f"slow-{uuid.uuid4()}", 0.5)
     limiter.acquire()
     with pytest.raises(RateLimited) as raised:
         limiter.acquire(max_wait=0.1)
@@ -156,7 +154,7 @@ def test_a_spent_budget_past_the_wait_limit_is_a_retry_not_a_block(stack: Stack)
 
 def test_a_confirmation_is_published_as_one_group_over_both_channel_queues(stack: Stack) -> None:
     app = create_celery_app("test-publisher", get_settings())
-    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    client = redis_client(stack.redis_url, decode_responses=True)
     envelope = build_envelope(
         "booking.confirmed",
         uuid.uuid4(),

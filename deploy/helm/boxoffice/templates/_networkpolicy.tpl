@@ -9,9 +9,24 @@
     {{- end }}
 {{- end }}
 
+{{/* The app's way to the database: PgBouncer when it pools, else PostgreSQL itself. */}}
 {{- define "boxoffice.np.postgresqlEgress" -}}
+{{- if eq (include "boxoffice.pgbouncer.enabled" .) "true" }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "boxoffice.selectorLabels" (dict "root" . "component" "pgbouncer") | nindent 10 }}
+  ports:
+    - {port: {{ .Values.pgbouncer.port }}, protocol: TCP}
+{{- else }}
+{{- include "boxoffice.np.databaseServerEgress" . }}
+{{- end }}
+{{- end }}
+
+{{/* PostgreSQL itself (PgBouncer and the migration Job connect to it directly). */}}
+{{- define "boxoffice.np.databaseServerEgress" -}}
 {{- $v := .Values }}
-{{- if and $v.postgresql.enabled (not $v.externalDatabase.url) (not $v.externalDatabase.existingSecret) }}
+{{- if and $v.postgresql.enabled (not $v.externalDatabase.host) (not $v.externalDatabase.url) (not $v.externalDatabase.existingSecret) }}
 - to:
     - podSelector:
         matchLabels:
@@ -30,7 +45,7 @@
 
 {{- define "boxoffice.np.redisEgress" -}}
 {{- $v := .Values }}
-{{- if and $v.redis.enabled (not $v.externalRedis.url) (not $v.externalRedis.existingSecret) }}
+{{- if and $v.redis.enabled (not $v.externalRedis.host) (not $v.externalRedis.url) (not $v.externalRedis.existingSecret) }}
 - to:
     - podSelector:
         matchLabels:
@@ -70,6 +85,7 @@ metadata:
   namespace: {{ .root.Release.Namespace }}
   labels:
     {{- include "boxoffice.labels" . | nindent 4 }}
+  {{- include "boxoffice.annotations" (dict "root" .root) | nindent 2 }}
 spec:
   podSelector:
     matchLabels:
@@ -79,10 +95,30 @@ spec:
   ingress:
     {{- .ingress | nindent 4 }}
   {{- end }}
-  {{- if .egress }}
-  egress:
-    {{- .egress | nindent 4 }}
+  {{- $egress := .egress }}
+  {{- if has .component (list "booking" "relay" "notifier-email" "notifier-sms" "reaper" "scheduler") }}
+  {{- with include "boxoffice.np.tracingEgress" .root }}{{ $egress = print $egress "\n" . }}{{ end }}
   {{- end }}
+  {{- if $egress }}
+  egress:
+    {{- $egress | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{- /* The OpenTelemetry collector, when tracing.otlpEndpoint is set: its URL's port (or the scheme's). */}}
+{{- define "boxoffice.np.tracingEgress" -}}
+{{- with .Values.tracing.otlpEndpoint }}
+{{- $url := urlParse . }}
+{{- $port := regexFind "[0-9]+$" (regexFind ":[0-9]+$" $url.host) }}
+{{- if not $port }}{{ $port = ternary "443" "80" (eq $url.scheme "https") }}{{ end }}
+# The OpenTelemetry collector (tracing.otlpEndpoint).
+- ports:
+    - {port: {{ $port }}, protocol: TCP}
+  {{- with $.Values.tracing.networkPolicyPeers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "boxoffice.np.smtpEgress" -}}

@@ -13,6 +13,7 @@ metadata:
   labels:
     {{- include "boxoffice.labels" . | nindent 4 }}
     boxoffice.io/queue: {{ .queue }}
+  {{- include "boxoffice.annotations" (dict "root" .root) | nindent 2 }}
 spec:
   {{- include "boxoffice.replicas" . | nindent 2 }}
   revisionHistoryLimit: 5
@@ -25,9 +26,10 @@ spec:
   template:
     {{- include "boxoffice.podMetadata" . | nindent 4 }}
     spec:
-      serviceAccountName: {{ include "boxoffice.serviceAccountName" $root }}
+      serviceAccountName: {{ include "boxoffice.serviceAccountName" . }}
       automountServiceAccountToken: false
       {{- include "boxoffice.podSpecCommon" . | nindent 6 }}
+      {{- include "boxoffice.initContainers" (dict "root" $root "values" $c "component" .component "database" true) | nindent 6 }}
       containers:
         - name: worker
           image: {{ include "boxoffice.image" $root }}
@@ -39,9 +41,7 @@ spec:
             - name: metrics
               containerPort: {{ $root.Values.metricsPort }}
               protocol: TCP
-          envFrom:
-            - configMapRef:
-                name: {{ include "boxoffice.fullname" $root }}
+          {{- include "boxoffice.envFrom" (dict "root" $root "values" $c "configMap" (include "boxoffice.fullname" $root)) | nindent 10 }}
           env:
             {{- include "boxoffice.env" (dict "root" $root "component" .component "values" $c "extra" (list
                 (dict "name" (default "BOXOFFICE_WORKER_CONCURRENCY" .concurrencyEnv) "value" (toString $c.concurrency))
@@ -64,11 +64,9 @@ spec:
             {{- toYaml $c.resources | nindent 12 }}
           securityContext:
             {{- include "boxoffice.containerSecurityContext" $root | nindent 12 }}
-          volumeMounts:
-            - name: tmp
-              mountPath: /tmp
-      volumes:
-        {{- include "boxoffice.tmpVolume" $root | nindent 8 }}
+          {{- include "boxoffice.volumeMounts" (dict "root" $root "values" $c) | nindent 10 }}
+        {{- include "boxoffice.extraContainers" (dict "root" $root "values" $c) | nindent 8 }}
+      {{- include "boxoffice.volumes" (dict "root" $root "values" $c) | nindent 6 }}
 {{- end }}
 
 {{/* A KEDA ScaledObject on queued + running tasks of one queue; same dict as the Deployment. */}}
@@ -80,8 +78,19 @@ spec:
 {{- fail (printf "%s: enable either keda or autoscaling (HPA), not both" .component) }}
 {{- end }}
 {{- $ns := $root.Release.Namespace }}
-{{- $q := printf "queue_name=%q,namespace=%q" .queue $ns }}
-{{- $default := printf "(max(celery_queue_length{%s}) or vector(0)) + (sum(celery_task_started_total{%s}) or vector(0)) - (sum(celery_task_succeeded_total{%s}) or vector(0)) - (sum(celery_task_failed_total{%s}) or vector(0)) - (sum(celery_task_retried_total{%s}) or vector(0))" $q $q $q $q $q }}
+{{- /*
+Queued: the queue's length, exported once per release by the scheduler leader. Running: tasks
+started minus those that ended (succeeded, failed, retried, rejected after starting, ignored);
+rejections of messages that never started carry name="None" and are left out.
+*/}}
+{{- $q := printf "job=\"boxoffice\",namespace=%q,queue_name=%q" $ns .queue }}
+{{- $ended := list }}
+{{- range $outcome := list "succeeded" "failed" "retried" "ignored" }}
+{{- $ended = append $ended (printf "(sum(celery_task_%s_total{%s}) or vector(0))" $outcome $q) }}
+{{- end }}
+{{- $ended = append $ended (printf "(sum(celery_task_rejected_total{%s,name!=\"None\"}) or vector(0))" $q) }}
+{{- $running := printf "clamp_min((sum(celery_task_started_total{%s}) or vector(0)) - %s, 0)" $q (join " - " $ended) }}
+{{- $default := printf "(sum(celery_queue_length{%s}) or vector(0)) + %s" $q $running }}
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
 metadata:
@@ -89,6 +98,7 @@ metadata:
   namespace: {{ $ns }}
   labels:
     {{- include "boxoffice.labels" . | nindent 4 }}
+  {{- include "boxoffice.annotations" (dict "root" .root) | nindent 2 }}
 spec:
   scaleTargetRef:
     name: {{ include "boxoffice.componentName" . }}

@@ -5,33 +5,43 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from boxoffice_db.models import Booking, BookingStatus, Payment
+from boxoffice_bookings import cancellation, holds, payments, refunds, repository
+from boxoffice_bookings.errors import (
+    ActiveHoldsLimit,
+    BookingNotFound,
+    HoldExpired,
+    InvalidSeats,
+    SeatsUnavailable,
+    ShowtimeNotFound,
+)
+from boxoffice_bookings.payments import Settled
+from boxoffice_db.models import Booking, BookingStatus, Payment, SeatState
 from fastapi import APIRouter, Query, Response
 from prometheus_client import Counter
 from pydantic import EmailStr
 
-from boxoffice_booking import holds, payments
-from boxoffice_booking.auth import require_scope
+from boxoffice_booking.auth import Principal, require_scope
 from boxoffice_booking.deps import RuntimeDep, SeatCacheDep, SessionDep, SettingsDep
-from boxoffice_booking.pagination import Page, PageDep, paginate
-from boxoffice_booking.payments import Settled
-from boxoffice_booking.problems import (
-    HoldExpired,
-    InvalidSeats,
-    NotFound,
-    SeatsUnavailable,
-    problem_responses,
+from boxoffice_booking.ownership import (
+    active_holds_limit,
+    check_actionable,
+    check_readable,
+    may_read,
+    owner_filter,
 )
+from boxoffice_booking.pagination import Page, PageDep, paginate
+from boxoffice_booking.problems import problem_responses
 from boxoffice_booking.schemas import (
     BookingCreate,
     BookingPublic,
     BookingSeatPublic,
     BookingStatusFilter,
-    Customer,
+    CustomerPublic,
     PaymentCreate,
     PaymentPublic,
     PaymentSummary,
 )
+from boxoffice_booking.seat_cache import encode_state
 
 router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
 
@@ -45,8 +55,9 @@ REVENUE = Counter(
 # Every handler ends its transaction (commit or rollback) before it returns, so no pooled
 # connection stays checked out while FastAPI validates the answer in another thread-pool job
 # (found by `make bench`; see docs/benchmarks.md).
-READ = require_scope("bookings:read")
-WRITE = require_scope("bookings:write")
+# Handlers take the principal: what a key sees is its client's bookings (see ownership).
+ReaderDep = Annotated[Principal, require_scope("bookings:read")]
+WriterDep = Annotated[Principal, require_scope("bookings:write")]
 
 
 def booking_public(booking: Booking) -> BookingPublic:
@@ -61,7 +72,7 @@ def booking_public(booking: Booking) -> BookingPublic:
         ],
         total_minor=booking.total_minor,
         currency=booking.currency,
-        customer=Customer(
+        customer=CustomerPublic(
             email=booking.customer_email,
             phone=booking.customer_phone,
             sms_opt_out=booking.sms_opt_out,
@@ -71,6 +82,13 @@ def booking_public(booking: Booking) -> BookingPublic:
         confirmed_at=booking.confirmed_at,
         expired_at=booking.expired_at,
         cancelled_at=booking.cancelled_at,
+    )
+
+
+def held_states(booking: Booking) -> dict[str, str]:
+    """The seat-cache entries of a fresh hold."""
+    return dict.fromkeys(
+        (s.label for s in booking.seats), encode_state(SeatState.HELD, booking.expires_at)
     )
 
 
@@ -91,16 +109,17 @@ def payment_summary(payment: Payment) -> PaymentSummary:
 @router.post(
     "",
     status_code=201,
-    dependencies=[WRITE],  # type: ignore[list-item]
     responses=problem_responses(400, 404, 409),
 )
 async def create_booking(
     body: BookingCreate,
+    principal: WriterDep,
     settings: SettingsDep,
     runtime: RuntimeDep,
     response: Response,
 ) -> BookingPublic:
-    """Hold seats for `hold_ttl_seconds`; 409 names the seats somebody else has."""
+    """Hold seats for `hold_ttl_seconds`; 409 names the seats somebody else has, or says the
+    client already has `max_active_holds_per_client` active holds."""
     # The API's busiest request runs on the event loop end to end (see boxoffice_db.aio).
     try:
         request = holds.HoldRequest.checked(
@@ -111,6 +130,8 @@ async def create_booking(
             settings.hold_ttl_seconds,
             settings.max_seats_per_hold,
             sms_opt_out=body.customer.sms_opt_out,
+            owner_id=principal.owner_id,
+            max_active_holds=active_holds_limit(principal, settings.max_active_holds_per_client),
         )
     except InvalidSeats:
         HOLDS.labels("rejected").inc()
@@ -123,36 +144,46 @@ async def create_booking(
         raise SeatsUnavailable(f"Seats already taken: {', '.join(taken)}.", seats=taken)
     async with runtime.pool.connection() as conn:
         try:
-            booking = await holds.hold_seats_async(conn, request)
+            booking = await holds.hold_seats(conn, request)
         except SeatsUnavailable:
             HOLDS.labels("conflict").inc()
             if taken is None:
                 await cache.rebuild_soon(conn, body.showtime_id)
             raise
-        except (InvalidSeats, NotFound):
+        except (InvalidSeats, ShowtimeNotFound):
             HOLDS.labels("rejected").inc()
             raise
+        except ActiveHoldsLimit:
+            HOLDS.labels("limited").inc()
+            raise
         HOLDS.labels("created").inc()
-        await cache.mark(booking.showtime_id, holds.held_states(booking))
+        await cache.mark(booking.showtime_id, held_states(booking))
         if taken is None:
             await cache.rebuild_soon(conn, booking.showtime_id)
     response.headers["Location"] = f"/v1/bookings/{booking.id}"
     return booking_public(booking)
 
 
-@router.get("", dependencies=[READ], responses=problem_responses())  # type: ignore[list-item]
+@router.get("", responses=problem_responses())
 def list_bookings(
+    principal: ReaderDep,
     session: SessionDep,
     page: PageDep,
     customer_email: Annotated[EmailStr | None, Query()] = None,
     status: BookingStatusFilter | None = None,
     showtime_id: uuid.UUID | None = None,
 ) -> Page[BookingPublic]:
-    """Bookings, newest first, filtered by customer email, status or showtime."""
+    """Your client's bookings, newest first, filtered by customer email, status or showtime.
+
+    With `bookings:read:all` (or `admin`), every client's bookings.
+    """
     rows, next_cursor = paginate(
         session,
-        holds.bookings_query(
-            customer_email, BookingStatus(status.value) if status else None, showtime_id
+        repository.bookings_query(
+            customer_email,
+            BookingStatus(status.value) if status else None,
+            showtime_id,
+            owner_filter(principal),
         ),
         page,
         Booking.created_at,
@@ -169,20 +200,22 @@ def list_bookings(
 
 @router.get(
     "/{booking_id}",
-    dependencies=[READ],  # type: ignore[list-item]
     responses=problem_responses(404),
 )
-def read_booking(booking_id: uuid.UUID, session: SessionDep) -> BookingPublic:
-    """A booking with its seats and status."""
-    public = booking_public(holds.get_booking(session, booking_id))
+def read_booking(booking_id: uuid.UUID, principal: ReaderDep, session: SessionDep) -> BookingPublic:
+    """A booking with its seats and status (another client's booking is a 404)."""
+    booking = payments.get_booking(session, booking_id)
+    visible = may_read(principal, booking.owner_id)
+    public = booking_public(booking)
     session.rollback()
+    if not visible:
+        raise BookingNotFound(f"No booking {booking_id}.")
     return public
 
 
 @router.post(
     "/{booking_id}/payments",
     status_code=201,
-    dependencies=[WRITE],  # type: ignore[list-item]
     responses={
         200: {"model": PaymentPublic, "description": "The payment already in progress."},
         **problem_responses(400, 404, 409, 503),
@@ -191,6 +224,7 @@ def read_booking(booking_id: uuid.UUID, session: SessionDep) -> BookingPublic:
 def create_payment(
     booking_id: uuid.UUID,
     body: PaymentCreate,
+    principal: WriterDep,
     session: SessionDep,
     cache: SeatCacheDep,
     response: Response,
@@ -200,16 +234,23 @@ def create_payment(
     A payment captured after the hold lapsed re-acquires the seats if they are still free;
     if not, it is refunded at once and the answer is a 409 `hold-expired`.
     """
+    check_actionable(session, principal, booking_id)
     result = payments.start_payment(session, booking_id, body.provider, body.outcome)
     session.commit()
-    cache.mark(result.booking.showtime_id, result.seat_changes)
+    cache.mark(result.booking.showtime_id, result.settlement.seat_changes)
+    # Refunds are asked of the provider after the commit; one that fails stays pending and
+    # the reaper's reconciliation settles it.
+    if result.settlement.refund_ids:
+        refunds.execute_refunds(result.settlement.refund_ids)
+        session.refresh(result.payment)  # what the refund recorded
+        session.rollback()
     if result.settled is Settled.CONFIRMED:
         CONFIRMATIONS.inc()
         REVENUE.labels(result.payment.currency).inc(result.payment.amount_minor)
     if result.settled is Settled.REFUNDED:
         raise HoldExpired(
             f"The hold of booking {result.booking.reference} expired and its seats were "
-            "taken; the payment was refunded.",
+            "taken; the payment is refunded.",
             payment_id=str(result.payment.id),
         )
     if result.reused:
@@ -224,11 +265,13 @@ def create_payment(
 
 @router.get(
     "/{booking_id}/payments",
-    dependencies=[READ],  # type: ignore[list-item]
     responses=problem_responses(404),
 )
-def list_payments(booking_id: uuid.UUID, session: SessionDep) -> list[PaymentSummary]:
+def list_payments(
+    booking_id: uuid.UUID, principal: ReaderDep, session: SessionDep
+) -> list[PaymentSummary]:
     """Every payment attempt of a booking, oldest first."""
+    check_readable(session, principal, booking_id)
     public = [payment_summary(p) for p in payments.payments_of(session, booking_id)]
     session.rollback()
     return public
@@ -236,18 +279,25 @@ def list_payments(booking_id: uuid.UUID, session: SessionDep) -> list[PaymentSum
 
 @router.post(
     "/{booking_id}/cancel",
-    dependencies=[WRITE],  # type: ignore[list-item]
     responses=problem_responses(400, 404, 409, 503),
 )
 def cancel_booking(
-    booking_id: uuid.UUID, session: SessionDep, settings: SettingsDep, cache: SeatCacheDep
+    booking_id: uuid.UUID,
+    principal: WriterDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    cache: SeatCacheDep,
 ) -> BookingPublic:
     """Cancel a booking; its seats return to sale at once, a paid one is refunded.
 
     A confirmed booking can be cancelled until `cancel_cutoff_minutes` before the showtime.
     """
-    booking, changes = payments.cancel_booking(session, booking_id, settings.cancel_cutoff_minutes)
+    check_actionable(session, principal, booking_id)
+    cancelled = cancellation.cancel_booking(session, booking_id, settings.cancel_cutoff_minutes)
     session.commit()
-    cache.mark(booking.showtime_id, changes)
+    cache.mark(cancelled.booking.showtime_id, cancelled.seat_changes)
+    refunds.execute_refunds(cancelled.refund_ids)
     CANCELLATIONS.inc()
-    return booking_public(booking)
+    public = booking_public(cancelled.booking)
+    session.rollback()
+    return public

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from boxoffice_db.engine import ping
 from boxoffice_messaging.redis_client import redis_from_settings
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from boxoffice_booking.deps import SessionDep, SettingsDep
 from boxoffice_booking.schemas import Health
@@ -24,7 +24,7 @@ def read_readiness(session: SessionDep, settings: SettingsDep) -> JSONResponse:
     """Ready when PostgreSQL and Redis both answer."""
     checks: dict[str, str] = {}
     try:
-        session.execute(text("SELECT 1"))
+        ping(session)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"

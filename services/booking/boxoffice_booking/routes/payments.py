@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from boxoffice_bookings import payments, refunds
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from boxoffice_booking import payments
 from boxoffice_booking.deps import SeatCacheDep, SessionDep
 from boxoffice_booking.problems import problem_responses
 
@@ -33,9 +33,12 @@ async def receive_webhook(
     def apply() -> payments.WebhookResult:
         result = payments.handle_webhook(session, provider, body, headers)
         session.commit()
+        # Refunds the event made owed are asked of the provider after the commit; one that
+        # fails stays pending for the reaper's reconciliation (the event is still applied).
+        refunds.execute_refunds(result.settlement.refund_ids)
         return result
 
     result = await run_in_threadpool(apply)
     if result.showtime_id is not None:
-        cache.mark(result.showtime_id, result.seat_changes)
+        cache.mark(result.showtime_id, result.settlement.seat_changes)
     return WebhookAck(status=result.status)

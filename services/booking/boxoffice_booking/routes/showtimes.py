@@ -5,15 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from boxoffice_db.models import Showtime
 from fastapi import APIRouter, Query, Response
 
 from boxoffice_booking import catalog
 from boxoffice_booking.auth import require_scope
-from boxoffice_booking.availability import read_seat_map
+from boxoffice_booking.availability import read_seat_map_json
 from boxoffice_booking.catalog_schemas import ShowtimeCreate, ShowtimePublic
 from boxoffice_booking.deps import SeatCacheDep, SessionDep
-from boxoffice_booking.pagination import Page, PageDep, paginate
+from boxoffice_booking.pagination import Page, PageDep
 from boxoffice_booking.problems import problem_responses
 from boxoffice_booking.schemas import SeatMapPublic
 from boxoffice_booking.validators import Rfc3339Date, Rfc3339Time
@@ -27,7 +26,7 @@ WRITE = require_scope("catalog:write")
 @router.post(
     "",
     status_code=201,
-    dependencies=[WRITE],  # type: ignore[list-item]
+    dependencies=[WRITE],
     responses=problem_responses(400, 404, 409),
 )
 def create_showtime(
@@ -48,7 +47,7 @@ def create_showtime(
     return catalog.showtime_public(catalog.get_showtime(session, showtime.id))
 
 
-@router.get("", dependencies=[READ], responses=problem_responses())  # type: ignore[list-item]
+@router.get("", dependencies=[READ], responses=problem_responses())
 def list_showtimes(
     session: SessionDep,
     page: PageDep,
@@ -60,20 +59,15 @@ def list_showtimes(
     starts_after: Rfc3339Time | None = None,
 ) -> Page[ShowtimePublic]:
     """Showtimes in start order, filtered by venue, screen, local date or start time."""
-    rows, next_cursor = paginate(
-        session,
-        catalog.showtimes_query(venue_id, screen_id, date, starts_after),
-        page,
-        Showtime.starts_at,
-        Showtime.id,
-        lambda s: (s.starts_at, s.id),
+    rows, next_cursor = catalog.list_showtimes(
+        session, page, venue_id, screen_id, date, starts_after
     )
     return Page(items=[catalog.showtime_public(s) for s in rows], next_cursor=next_cursor)
 
 
 @router.get(
     "/{showtime_id}",
-    dependencies=[READ],  # type: ignore[list-item]
+    dependencies=[READ],
     responses=problem_responses(404),
 )
 def read_showtime(showtime_id: uuid.UUID, session: SessionDep) -> ShowtimePublic:
@@ -83,13 +77,14 @@ def read_showtime(showtime_id: uuid.UUID, session: SessionDep) -> ShowtimePublic
 
 @router.get(
     "/{showtime_id}/seats",
-    dependencies=[READ],  # type: ignore[list-item]
+    dependencies=[READ],
+    response_model=SeatMapPublic,
     responses=problem_responses(404),
 )
 def read_showtime_seats(
     showtime_id: uuid.UUID, session: SessionDep, cache: SeatCacheDep
-) -> SeatMapPublic:
+) -> Response:
     """The seat map of a showtime with each seat available, held, sold or blocked."""
-    seat_map = read_seat_map(session, cache, showtime_id)
-    session.rollback()  # return the connection before the answer is validated (see bookings)
-    return seat_map
+    body = read_seat_map_json(session, cache, showtime_id)
+    session.rollback()  # return the connection before the answer is sent (see bookings)
+    return Response(body, media_type="application/json")

@@ -8,13 +8,14 @@ from typing import Annotated, Any
 
 from boxoffice_db.models import TaskRecord, TaskStatus
 from boxoffice_messaging.queues import queue_lengths, unacked_count
-from boxoffice_messaging.task_queries import TaskFilter, list_tasks, task_stats
+from boxoffice_messaging.redis_client import redis_from_settings
+from boxoffice_messaging.task_queries import TaskFilter, find_task, list_tasks, task_stats
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
-from redis import Redis
 
-from boxoffice_booking.auth import require_scope
+from boxoffice_booking.auth import Principal, require_scope
 from boxoffice_booking.deps import SessionDep, SettingsDep
+from boxoffice_booking.ownership import may_read_owned
 from boxoffice_booking.problems import NotFound, Problem
 from boxoffice_booking.validators import Rfc3339Time
 
@@ -102,7 +103,7 @@ def task_public(task: TaskRecord) -> TaskPublic:
     )
 
 
-@router.get("", dependencies=[ADMIN])  # type: ignore[list-item]
+@router.get("", dependencies=[ADMIN])
 def read_tasks(
     session: SessionDep,
     status: TaskStatus | None = None,
@@ -121,7 +122,7 @@ def read_tasks(
     return TaskList(items=[task_public(t) for t in tasks], limit=limit, offset=offset)
 
 
-@router.get("/stats", dependencies=[ADMIN])  # type: ignore[list-item]
+@router.get("/stats", dependencies=[ADMIN])
 def read_task_stats(
     session: SessionDep,
     settings: SettingsDep,
@@ -131,7 +132,7 @@ def read_task_stats(
     stats = task_stats(session, timedelta(minutes=window_minutes))
     backlog: QueueBacklog | None = None
     try:
-        client = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        client = redis_from_settings(settings, socket_timeout=2, socket_connect_timeout=2)
         with client:
             backlog = QueueBacklog(
                 waiting=queue_lengths(client), unacknowledged=unacked_count(client)
@@ -155,10 +156,22 @@ def read_task_stats(
     )
 
 
-@router.get("/{task_id}", dependencies=[READ])  # type: ignore[list-item]
-def read_task(task_id: Annotated[str, Path(max_length=64)], session: SessionDep) -> TaskPublic:
-    """One task's status, progress, result or error, and timings."""
-    task = session.get(TaskRecord, task_id)
-    if task is None:
+@router.get("/{task_id}")
+def read_task(
+    task_id: Annotated[str, Path(max_length=64)],
+    session: SessionDep,
+    principal: Annotated[Principal, READ],
+) -> TaskPublic:
+    """One task's status, progress, result or error, and timings.
+
+    A task about another client's booking, or about no booking, is a 404 exactly like a
+    missing task, unless the key has `bookings:read:all`.
+    """
+    found = find_task(session, task_id)
+    public = None
+    if found is not None and may_read_owned(principal, found.owner_id):
+        public = task_public(found.task)
+    session.rollback()  # return the connection before the answer is sent (see bookings)
+    if public is None:
         raise NotFound(f"No task {task_id!r}.")
-    return task_public(task)
+    return public

@@ -6,7 +6,6 @@ import uuid
 
 from boxoffice_db.models import Screen, Venue
 from fastapi import APIRouter, Response
-from sqlalchemy import select
 
 from boxoffice_booking import catalog
 from boxoffice_booking.auth import require_scope
@@ -18,7 +17,7 @@ from boxoffice_booking.catalog_schemas import (
     VenuePublic,
 )
 from boxoffice_booking.deps import SessionDep
-from boxoffice_booking.pagination import Page, PageDep, paginate
+from boxoffice_booking.pagination import Page, PageDep
 from boxoffice_booking.problems import problem_responses
 
 router = APIRouter(tags=["catalog"])
@@ -42,7 +41,7 @@ def screen_summary(screen: Screen) -> ScreenSummary:
 @router.post(
     "/v1/venues",
     status_code=201,
-    dependencies=[WRITE],  # type: ignore[list-item]
+    dependencies=[WRITE],
     responses=problem_responses(400, 409),
 )
 def create_venue(body: VenueCreate, session: SessionDep, response: Response) -> VenuePublic:
@@ -54,23 +53,16 @@ def create_venue(body: VenueCreate, session: SessionDep, response: Response) -> 
     return venue_public(venue)
 
 
-@router.get("/v1/venues", dependencies=[READ], responses=problem_responses())  # type: ignore[list-item]
+@router.get("/v1/venues", dependencies=[READ], responses=problem_responses())
 def list_venues(session: SessionDep, page: PageDep) -> Page[VenuePublic]:
     """Venues, oldest first, a page at a time."""
-    rows, next_cursor = paginate(
-        session,
-        select(Venue),
-        page,
-        Venue.created_at,
-        Venue.id,
-        lambda v: (v.created_at, v.id),
-    )
+    rows, next_cursor = catalog.list_venues(session, page)
     return Page(items=[venue_public(v) for v in rows], next_cursor=next_cursor)
 
 
 @router.get(
     "/v1/venues/{venue_id}",
-    dependencies=[READ],  # type: ignore[list-item]
+    dependencies=[READ],
     responses=problem_responses(404),
 )
 def read_venue(venue_id: uuid.UUID, session: SessionDep) -> VenuePublic:
@@ -81,7 +73,7 @@ def read_venue(venue_id: uuid.UUID, session: SessionDep) -> VenuePublic:
 @router.post(
     "/v1/venues/{venue_id}/screens",
     status_code=201,
-    dependencies=[WRITE],  # type: ignore[list-item]
+    dependencies=[WRITE],
     responses=problem_responses(400, 404, 409),
 )
 def create_screen(
@@ -106,26 +98,18 @@ def create_screen(
 
 @router.get(
     "/v1/venues/{venue_id}/screens",
-    dependencies=[READ],  # type: ignore[list-item]
+    dependencies=[READ],
     responses=problem_responses(404),
 )
 def list_screens(venue_id: uuid.UUID, session: SessionDep, page: PageDep) -> Page[ScreenSummary]:
     """The screens of a venue; `GET /v1/screens/{id}` has each one's seat map."""
-    catalog.get_venue(session, venue_id)
-    rows, next_cursor = paginate(
-        session,
-        select(Screen).where(Screen.venue_id == venue_id),
-        page,
-        Screen.created_at,
-        Screen.id,
-        lambda s: (s.created_at, s.id),
-    )
+    rows, next_cursor = catalog.list_screens(session, venue_id, page)
     return Page(items=[screen_summary(s) for s in rows], next_cursor=next_cursor)
 
 
 @router.get(
     "/v1/screens/{screen_id}",
-    dependencies=[READ],  # type: ignore[list-item]
+    dependencies=[READ],
     responses=problem_responses(404),
 )
 def read_screen(screen_id: uuid.UUID, session: SessionDep) -> ScreenPublic:

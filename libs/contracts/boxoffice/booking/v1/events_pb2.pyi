@@ -20,7 +20,9 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class HoldCreated(_message.Message):
-    """HoldCreated announces that seats of a showtime are held for a booking until expires_at."""
+    """HoldCreated announced that seats of a showtime were held for a booking until expires_at.
+    No longer written: nothing consumed it. Kept so that events written before still parse.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -74,7 +74,7 @@ class Envelope(_message.Message):
 
     @_builtins.property
     def hold_created(self) -> _events_pb2.HoldCreated:
-        """hold_created is set for event_type "hold.created"."""
+        """hold_created is set for event_type "hold.created" (no longer written)."""
 
     @_builtins.property
     def booking_confirmed(self) -> _events_pb2.BookingConfirmed:

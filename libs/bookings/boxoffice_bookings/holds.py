@@ -1,0 +1,166 @@
+"""Holding seats: one statement (`seat_repository.HOLD_SQL`) on an autocommit asyncio connection."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from boxoffice_db.aio import AsyncConn
+from boxoffice_db.models import BOOTSTRAP_OWNER_ID, Booking, BookingSeat, BookingStatus, SeatState
+
+from boxoffice_bookings import seat_repository
+from boxoffice_bookings.errors import (
+    ActiveHoldsLimit,
+    InvalidSeats,
+    SeatsUnavailable,
+    ShowtimeNotFound,
+)
+
+REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def new_reference() -> str:
+    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    """A validated hold: what HOLD_SQL needs, with the new booking's id and reference."""
+
+    showtime_id: uuid.UUID
+    labels: list[str]
+    email: str
+    phone: str | None
+    ttl_seconds: int
+    sms_opt_out: bool
+    booking_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    reference: str = field(default_factory=new_reference)
+    # The client whose API key asked for the hold; only its keys see the booking.
+    owner_id: uuid.UUID = BOOTSTRAP_OWNER_ID
+    # Most PENDING, unexpired bookings the client may have with this one; 0 is no limit.
+    max_active_holds: int = 0
+
+    @classmethod
+    def checked(
+        cls,
+        showtime_id: uuid.UUID,
+        labels: list[str],
+        email: str,
+        phone: str | None,
+        ttl_seconds: int,
+        max_seats: int,
+        sms_opt_out: bool = False,
+        owner_id: uuid.UUID = BOOTSTRAP_OWNER_ID,
+        max_active_holds: int = 0,
+    ) -> HoldRequest:
+        if len(set(labels)) != len(labels):
+            raise InvalidSeats("A seat is listed twice.", seats=sorted(labels))
+        if len(labels) > max_seats:
+            raise InvalidSeats(f"At most {max_seats} seats can be held at once.", seats=labels)
+        return cls(
+            showtime_id,
+            list(labels),
+            str(email),
+            phone,
+            ttl_seconds,
+            sms_opt_out,
+            owner_id=owner_id,
+            max_active_holds=max_active_holds,
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "showtime_id": self.showtime_id,
+            "labels": self.labels,
+            "n": len(self.labels),
+            "booking_id": self.booking_id,
+            "reference": self.reference,
+            "email": self.email,
+            "phone": self.phone,
+            "sms_opt_out": self.sms_opt_out,
+            "owner_id": self.owner_id,
+            "max_active_holds": self.max_active_holds,
+            "ttl": self.ttl_seconds,
+        }
+
+    def outcome(self, rows: Sequence[Any]) -> Booking | None:
+        """The booking HOLD_SQL made, or None if it refused (see `refusal`)."""
+        made = rows[0] if rows and rows[0].expires_at is not None else None
+        if made is None:
+            return None
+        if made.held != len(self.labels) or made.priced != len(self.labels):
+            # The locks make this impossible; never answer 201 for a partial hold.
+            raise RuntimeError(f"hold of {self.labels} took {made.held}, priced {made.priced}")
+        booking = Booking(
+            id=self.booking_id,
+            reference=self.reference,
+            showtime_id=self.showtime_id,
+            status=BookingStatus.PENDING,
+            customer_email=self.email,
+            customer_phone=self.phone,
+            sms_opt_out=self.sms_opt_out,
+            owner_id=self.owner_id,
+            total_minor=made.total_minor,
+            currency=made.currency,
+            expires_at=made.expires_at,
+            created_at=made.created_at,
+            confirmed_at=None,
+            expired_at=None,
+            cancelled_at=None,
+            anonymised_at=None,
+        )
+        booking.seats = [
+            BookingSeat(
+                booking_id=self.booking_id,
+                label=r.label,
+                category=r.category,
+                price_minor=r.amount_minor,
+            )
+            for r in rows
+        ]
+        return booking
+
+    def refusal(self, rows: Sequence[Any], showtime_exists: bool | None) -> Exception:
+        """Why HOLD_SQL made no booking: the client's active holds at their limit, or taken,
+        unknown, blocked or unpriced seats.
+
+        `showtime_exists` is only needed (and only looked up) when no requested seat exists.
+        """
+        if rows and not rows[0].allowed:
+            return ActiveHoldsLimit(
+                f"This client has reached its limit of {self.max_active_holds} active holds: "
+                "pay for or cancel one, or wait for one to expire.",
+                limit=self.max_active_holds,
+            )
+        taken = sorted(r.label for r in rows if not r.free and r.state != SeatState.BLOCKED)
+        if taken:
+            return SeatsUnavailable(f"Seats already taken: {', '.join(taken)}.", seats=taken)
+        if not rows and showtime_exists is False:
+            return ShowtimeNotFound(f"No showtime {self.showtime_id}.")
+        unknown = sorted(set(self.labels) - {r.label for r in rows})
+        if unknown:
+            return InvalidSeats(f"Unknown seats: {', '.join(unknown)}.", seats=unknown)
+        blocked = sorted(r.label for r in rows if r.state == SeatState.BLOCKED)
+        if blocked:
+            return InvalidSeats(f"Seats not for sale: {', '.join(blocked)}.", seats=blocked)
+        unpriced = sorted(r.label for r in rows if r.amount_minor is None)
+        if unpriced:
+            return InvalidSeats(f"Seats have no price: {', '.join(unpriced)}.", seats=unpriced)
+        return RuntimeError(f"hold of {self.labels} was refused for no known reason")
+
+
+async def hold_seats(conn: AsyncConn, request: HoldRequest) -> Booking:
+    """Hold the seats for a new PENDING booking, or raise naming the seats someone else has.
+
+    `conn` is in autocommit mode: the one statement is the transaction. The returned booking
+    is not attached to any session; it carries what the hold wrote.
+    """
+    rows = await seat_repository.run_hold(conn, request.params())
+    booking = request.outcome(rows)
+    if booking is None:
+        exists = None if rows else await seat_repository.showtime_exists(conn, request.showtime_id)
+        raise request.refusal(rows, exists)
+    return booking

@@ -1,0 +1,39 @@
+"""A Redis channel whose connection is gone fails as a connection error, not AttributeError.
+
+When a worker's broker connection breaks, Celery 5.7 first collects it, which detaches kombu's
+transport from it (`transport.client = None`), then closes it; and a task that finishes a
+moment later acknowledges its message through the same, now detached, channel. Both need a
+Redis client; kombu (5.7) builds one from `transport.client` and raises AttributeError on
+None. Celery handles connection errors there (the ack is logged as failed, the close ignored)
+but not AttributeError: "Unrecoverable error", and the worker stops for good. `make test`'s
+chaos run lost its reaper so, after a one-second Redis restart: holds stopped expiring and
+refunds stopped settling.
+
+`install` makes the detached channel raise redis-py's ConnectionError instead, which every
+one of those paths already handles. Nothing is lost: a message whose ack failed stays in
+kombu's unacknowledged set and comes back after the visibility timeout; every task is
+idempotent. `tests/integration/test_worker_broker_restart.py` restarts Redis under a busy
+reaper (without this, it stops at the first or second restart).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+# kombu ships no annotations for its Redis channel: the method is reached through its class dict.
+_original_connparams = vars(kombu_redis.Channel)["_connparams"]
+
+
+def _connparams(self: Any, asynchronous: bool = False) -> Any:
+    transport = self.connection
+    if transport is None or transport.client is None:
+        raise RedisConnectionError("this channel's broker connection was closed")
+    return _original_connparams(self, asynchronous=asynchronous)
+
+
+def install() -> None:
+    """Patch kombu's Redis channel (idempotent; the Sentinel channel inherits it)."""
+    kombu_redis.Channel._connparams = _connparams  # type: ignore[attr-defined]
