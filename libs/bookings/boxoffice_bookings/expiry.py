@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from boxoffice.booking.v1 import events_pb2
 from boxoffice_contracts.envelope import iso
+from boxoffice_db.engine import after_commit
 from boxoffice_db.models import Booking, BookingStatus
 from boxoffice_messaging.outbox import add_booking_event
 from prometheus_client import Counter, Histogram
@@ -45,8 +46,8 @@ def expire_bookings(session: Session, bookings: Sequence[Booking]) -> int:
     """Mark these locked PENDING bookings EXPIRED, release their seats, announce each."""
     if not bookings:
         return 0
-    BATCH_SIZE.observe(len(bookings))
     now = datetime.now(UTC)
+    lags = [max(0.0, (now - booking.expires_at).total_seconds()) for booking in bookings]
     seat_repository.release_seats(session, [b.id for b in bookings])
     for booking in bookings:
         booking.status = BookingStatus.EXPIRED
@@ -60,6 +61,13 @@ def expire_bookings(session: Session, bookings: Sequence[Booking]) -> int:
             expires_at=iso(booking.expires_at),
             expired_at=iso(now),
         )
-        EXPIRY_LAG.observe(max(0.0, (now - booking.expires_at).total_seconds()))
-    EXPIRED.inc(len(bookings))
+    after_commit(session, lambda: _observe(lags))
     return len(bookings)
+
+
+def _observe(lags: list[float]) -> None:
+    """Count a batch once its transaction has committed."""
+    BATCH_SIZE.observe(len(lags))
+    for lag in lags:
+        EXPIRY_LAG.observe(lag)
+    EXPIRED.inc(len(lags))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
 from boxoffice_settings import get_settings
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+
+_AFTER_COMMIT = "boxoffice_after_commit"
 
 
 def sqlalchemy_url(database_url: str) -> str:
@@ -65,6 +67,26 @@ def session_scope() -> Iterator[Session]:
     """A session whose transaction commits on success and rolls back on error."""
     with get_sessionmaker().begin() as session:
         yield session
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the session's transaction has committed; never if it rolls back.
+
+    For what must reflect committed work only, such as metrics: a batch counted before its
+    commit fails would be counted again by the retry that does commit.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        callback()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 def dispose_engine() -> None:
