@@ -7,12 +7,14 @@ import threading
 import uuid
 
 import pytest
-from boxoffice_db.engine import session_scope
+from boxoffice_db.engine import get_engine, session_scope
 from boxoffice_db.models import Delivery
 from boxoffice_messaging.inbox import SentMarks, default_marks
 from boxoffice_messaging.redis_client import redis_client
 from boxoffice_notifier.deliveries import DeliveryKey, Outcome, Send, deliver
 from boxoffice_notifier.errors import TransientDeliveryError
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from tests.support.stack import Stack
 
@@ -70,6 +72,39 @@ def test_a_send_whose_record_was_lost_is_not_repeated(stack: Stack) -> None:
     assert deliver(delivery, lambda _: counting(sends)) is Outcome.ALREADY_DONE
     assert sends == []
     assert delivery_status(delivery.event_id) == "sent", "the lost record is written now"
+
+
+def test_a_send_accepted_as_its_database_connection_dies_is_recorded_and_not_repeated(
+    stack: Stack,
+) -> None:
+    # The provider accepts, then the delivery's transaction cannot commit (PostgreSQL
+    # restarting), and the Redis mark is lost as well (a Sentinel failover at that moment):
+    # the send is still recorded, in a new transaction, and a redelivery sends nothing.
+    lost_marks = SentMarks(
+        redis_client("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, socket_timeout=0.2)
+    )
+    delivery = key()
+    sends: list[int] = []
+
+    def plan(session: Session) -> Send:
+        backend = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+        def send_then_lose_the_connection() -> str:
+            sends.append(1)
+            with get_engine().connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            return "provider-id-1"
+
+        return send_then_lose_the_connection
+
+    assert deliver(delivery, plan, marks=lost_marks) is Outcome.SENT
+    assert delivery_status(delivery.event_id) == "sent"
+    assert deliver(delivery, lambda _: counting(sends), marks=lost_marks) is Outcome.ALREADY_DONE
+    assert sends == [1]
+    with session_scope() as session:
+        row = session.get(Delivery, (delivery.event_id, "email"))
+        assert row is not None
+        assert (row.provider_message_id, row.attempts) == ("provider-id-1", 1)
 
 
 def test_a_failed_send_is_neither_marked_nor_recorded_as_sent(stack: Stack) -> None:

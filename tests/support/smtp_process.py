@@ -82,8 +82,12 @@ class SmtpProcess:
         self.process = None
 
     def messages(self) -> list[Message]:
+        return [message for message, _ in self.received()]
+
+    def received(self) -> list[tuple[Message, float]]:
+        """Each message stored so far, with when it was stored (before the server's 250)."""
         return [
-            message_from_bytes(path.read_bytes())
+            (message_from_bytes(path.read_bytes()), path.stat().st_mtime)
             for path in sorted(self.directory.glob("[0-9]*.eml"))
         ]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,22 +46,30 @@ Send = Callable[[], str | None]
 Plan = Callable[[Session], Send | Skip]
 
 FINAL = {"sent", "failed", "skipped"}
+# How long a worker keeps trying to record a send the provider accepted (PostgreSQL down).
+RECORD_SENT_TIMEOUT_SECONDS = 120.0
+
+log = logging.getLogger(__name__)
 
 
 def deliver(key: DeliveryKey, plan: Plan, *, marks: SentMarks | None = None) -> Outcome:
     """Send what `plan` decides unless this (event, channel) already reached a final state.
 
     The delivery row stays locked while sending, so a concurrent redelivery of the same event
-    waits and then finds it done. Any failure rolls the send back, records the attempt in its
-    own transaction and is raised again: the task retries or dead-letters it (tasks.py). If
-    the process dies mid-send the row is unlocked unsent and a redelivery sends again: at
-    least once, duplicates narrowed to that window.
+    waits and then finds it done. A failure before the provider accepts rolls the send back,
+    records the attempt in its own transaction and is raised again: the task retries or
+    dead-letters it (tasks.py). Once the provider has accepted, the send is recorded whatever
+    happens next: a failed commit (PostgreSQL restarting) is followed by `record_sent` in new
+    transactions until one commits. Only a process killed between the provider's acceptance
+    and the "sent" mark sends again on redelivery (at least once); an email sent again is the
+    same message, with the same Message-ID.
     `plan` runs in that transaction (so what it reads costs no transaction of its own), and not
     at all for a delivery already done. `marks` defaults to the broker's Redis.
     """
     # A "sent" mark in Redis, written the instant the provider accepts, covers a worker
     # killed (or PostgreSQL restarting) before this transaction commits.
     marks = marks or default_marks()
+    accepted: Accepted | None = None
     try:
         with session_scope() as session:
             if repository.lock_delivery(session, key) in FINAL:
@@ -71,24 +81,69 @@ def deliver(key: DeliveryKey, plan: Plan, *, marks: SentMarks | None = None) -> 
             if marks.is_marked(key.event_id, key.channel):
                 repository.set_delivery(session, key, status="sent", sent_at=datetime.now(UTC))
                 return Outcome.ALREADY_DONE
-            provider_message_id = action()
+            accepted = Accepted(action(), datetime.now(UTC))
             marks.mark(key.event_id, key.channel)
             repository.set_delivery(
                 session,
                 key,
                 status="sent",
-                sent_at=datetime.now(UTC),
+                sent_at=accepted.at,
                 count_attempt=True,
                 error=None,
-                provider_message_id=provider_message_id,
+                provider_message_id=accepted.provider_message_id,
             )
             return Outcome.SENT
     except Exception as exc:
+        if accepted is not None:
+            log.warning("recording a send the provider accepted: %s", redact(str(exc)))
+            record_sent(key, accepted)
+            return Outcome.SENT
         # Whatever failed (a provider's refusal, an outage, a bug), the attempt is counted and
         # the error goes on to the task, which retries or dead-letters it (`on_give_up` then
         # records the delivery as failed): nothing is dropped here.
         record_attempt(key, redact(f"{type(exc).__name__}: {exc}"))
         raise
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What the provider answered when it accepted a message, and when."""
+
+    provider_message_id: str | None
+    at: datetime
+
+
+def record_sent(key: DeliveryKey, accepted: Accepted) -> None:
+    """Record an accepted send in a transaction of its own, retrying until one commits.
+
+    Raising instead would retry the task, and the retry would send again if the Redis mark
+    was lost too (a Sentinel failover while PostgreSQL restarts). The message stays unacked
+    meanwhile; should the worker give up after `RECORD_SENT_TIMEOUT_SECONDS`, the error goes
+    to the task as any other.
+    """
+    deadline = time.monotonic() + RECORD_SENT_TIMEOUT_SECONDS
+    delay = 0.1
+    while True:
+        try:
+            with session_scope() as session:
+                if repository.lock_delivery(session, key) == "sent":
+                    return
+                repository.set_delivery(
+                    session,
+                    key,
+                    status="sent",
+                    sent_at=accepted.at,
+                    count_attempt=True,
+                    error=None,
+                    provider_message_id=accepted.provider_message_id,
+                )
+                return
+        except Exception as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("retrying the record of a send: %s", redact(str(exc)))
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 def skip(key: DeliveryKey, reason: str) -> Outcome:

@@ -9,7 +9,7 @@ from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import Compat32
-from email.utils import formataddr, formatdate, getaddresses, make_msgid, parseaddr
+from email.utils import formataddr, formatdate, getaddresses, parseaddr
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -86,8 +86,12 @@ def render_email(
     headers: dict[str, str] | None = None,
     attachments: list[MIMEBase] | None = None,
 ) -> Message:
-    """A multipart text + HTML email (then any attachments); the Message-ID is derived from the
-    event id."""
+    """A multipart text + HTML email (then any attachments).
+
+    The Message-ID is the event's and the kind's alone, the same on every attempt: an email
+    sent again because a worker died between the server's acceptance and its record of it is
+    the same message, which receiving servers and mail clients show once (RFC 5322 3.6.4).
+    """
     body = MIMEMultipart("alternative", policy=POLICY)
     body.attach(_text_part(_render(f"email/{kind}.txt.j2", context), "plain"))
     body.attach(_text_part(_render(f"email/{kind}.html.j2", context), "html"))
@@ -103,13 +107,21 @@ def render_email(
     # One line, whatever the template and the data (a film title) contained.
     message["Subject"] = _header(" ".join(_render(f"email/{kind}.subject.j2", context).split()))
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(idstring=event_id, domain="boxoffice.invalid")
+    message["Message-ID"] = message_id(event_id, kind)
     message["Auto-Submitted"] = "auto-generated"
     message["X-Boxoffice-Event-Id"] = _header(event_id)
     message["X-Boxoffice-Kind"] = _header(kind)
     for name, value in (headers or {}).items():
         message[name] = _header(value)
     return message
+
+
+def message_id(event_id: str, kind: str) -> str:
+    """The Message-ID of the `kind` email about `event_id`: the same for every attempt."""
+    local = "".join(
+        c if c.isascii() and (c.isalnum() or c in "-._") else "-" for c in f"{event_id}.{kind}"
+    )
+    return f"<{local}@boxoffice.invalid>"
 
 
 def render_booking_email(

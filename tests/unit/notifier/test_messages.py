@@ -38,6 +38,17 @@ def test_confirmation_is_text_and_html_with_every_booking_fact() -> None:
     assert message["To"] == "ada@example.com"
     assert EVENT_ID in message["Message-ID"]
     assert message["X-Boxoffice-Event-Id"] == EVENT_ID
+    # Every attempt is the same message: a re-send after a crash shows once in a mailbox.
+    again = parsed(
+        render_booking_email(
+            "booking_confirmed", sample_details(), sender=SENDER, event_id=EVENT_ID
+        )
+    )
+    assert again["Message-ID"] == message["Message-ID"]
+    other = parsed(
+        render_booking_email("hold_expired", sample_details(), sender=SENDER, event_id=EVENT_ID)
+    )
+    assert other["Message-ID"] != message["Message-ID"]
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
     assert text is not None
