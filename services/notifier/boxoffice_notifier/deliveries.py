@@ -83,15 +83,7 @@ def deliver(key: DeliveryKey, plan: Plan, *, marks: SentMarks | None = None) -> 
                 return Outcome.ALREADY_DONE
             accepted = Accepted(action(), datetime.now(UTC))
             marks.mark(key.event_id, key.channel)
-            repository.set_delivery(
-                session,
-                key,
-                status="sent",
-                sent_at=accepted.at,
-                count_attempt=True,
-                error=None,
-                provider_message_id=accepted.provider_message_id,
-            )
+            _set_sent(session, key, accepted)
             return Outcome.SENT
     except Exception as exc:
         if accepted is not None:
@@ -126,17 +118,8 @@ def record_sent(key: DeliveryKey, accepted: Accepted) -> None:
     while True:
         try:
             with session_scope() as session:
-                if repository.lock_delivery(session, key) == "sent":
-                    return
-                repository.set_delivery(
-                    session,
-                    key,
-                    status="sent",
-                    sent_at=accepted.at,
-                    count_attempt=True,
-                    error=None,
-                    provider_message_id=accepted.provider_message_id,
-                )
+                if repository.lock_delivery(session, key) != "sent":
+                    _set_sent(session, key, accepted)
                 return
         except Exception as exc:
             if time.monotonic() + delay > deadline:
@@ -144,6 +127,18 @@ def record_sent(key: DeliveryKey, accepted: Accepted) -> None:
             log.warning("retrying the record of a send: %s", redact(str(exc)))
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+
+def _set_sent(session: Session, key: DeliveryKey, accepted: Accepted) -> None:
+    repository.set_delivery(
+        session,
+        key,
+        status="sent",
+        sent_at=accepted.at,
+        count_attempt=True,
+        error=None,
+        provider_message_id=accepted.provider_message_id,
+    )
 
 
 def skip(key: DeliveryKey, reason: str) -> Outcome:
