@@ -275,6 +275,62 @@ def test_20000_random_tokens_are_refused_throttled_and_leave_good_keys_cached(
         assert int(throttled.headers["retry-after"]) >= 1
 
 
+def test_a_burst_of_a_key_the_process_has_not_seen_is_one_lookup_not_a_throttle(
+    hostile: Hostile, stack: Stack, answers: Answers
+) -> None:
+    """Found by `make bench`: 1,000 holds at once with a key the API had not resolved lately
+    each spent a unit of the address's budget (some drew 429s) and a Redis connection."""
+    from boxoffice_booking.auth import create_api_key
+    from boxoffice_db.engine import session_scope
+    from boxoffice_messaging.redis_client import redis_client
+
+    from bench.http_client import burst, encode_request
+
+    with session_scope() as session:
+        key = create_api_key(session, f"burst-{uuid.uuid4().hex[:6]}", ["bookings:read"])
+    address = f"198.51.100.{random.randint(100, 250)}"
+    requests = [
+        encode_request(
+            "GET",
+            "/v1/venues",
+            "127.0.0.1",
+            {"Authorization": f"Bearer {key}", "X-Forwarded-For": address},
+            None,
+        )
+        for _ in range(3 * AUTH_FAILURE_LIMIT)
+    ]
+    window = int(time.time() // 3600)
+    replies = asyncio.run(burst(hostile.api.base_url, requests))
+    statuses = Counter(answers.saw(r.status) for r in replies)
+    assert statuses == {200: len(requests)}
+    # One lookup spent one unit of the address's budget; the rest waited for its answer.
+    redis = redis_client(stack.redis_url)
+    try:
+        spent = redis.get(f"boxoffice:auththrottle:{address}:{window}")
+    finally:
+        redis.close()
+    assert spent is not None
+    assert int(spent) == 1
+    assert not [line for line in hostile.log_lines() if "throttle unavailable" in line]
+
+
+def test_more_concurrent_reads_than_worker_threads_are_all_answered(
+    hostile: Hostile, answers: Answers
+) -> None:
+    """Every sync handler's job waited for a pooled connection that only a finished request's
+    next job could give back: 300 reads of the venues at once hung the API for good."""
+    from bench.http_client import burst, encode_request
+
+    headers = {"Authorization": f"Bearer {hostile.api.api_key}"}
+    paths = ["/v1/venues", "/v1/showtimes", "/v1/tasks/stats"]
+    requests = [
+        encode_request("GET", paths[i % len(paths)], "127.0.0.1", headers, None)
+        for i in range(300)
+    ]
+    replies = asyncio.run(burst(hostile.api.base_url, requests))
+    assert Counter(answers.saw(r.status) for r in replies) == {200: len(requests)}
+
+
 def test_slow_bodies_do_not_stop_other_callers(
     hostile: Hostile, answers: Answers, numbers: dict[str, Any]
 ) -> None:

@@ -2,46 +2,83 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import asyncio
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from boxoffice_db.aio import make_async_pool
 from boxoffice_db.engine import get_sessionmaker
 from boxoffice_messaging.redis_client import async_redis_from_settings, redis_from_settings
 from boxoffice_settings import Settings, get_settings
 from boxoffice_telemetry.pg_async import trace_async_connection
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from psycopg_pool import AsyncConnectionPool
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from boxoffice_booking.seat_cache import AsyncSeatCache, SeatCache
 
 
-async def get_session() -> AsyncIterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """A session per request; handlers that write commit before they answer.
 
     The commit is explicit so that a client never sees a success whose commit failed. The
     session is made and closed on the event loop: both are free when the handler ended its
-    transaction, as every handler does, and a close that must roll back runs in a worker
-    thread. (A sync dependency would cost two thread-pool jobs per request, and a session
-    waiting for a free thread to give back its connection can starve the pool.)
+    transaction, and a close that must roll back runs in a worker thread of its own
+    (`AsyncRuntime.closers`). (A sync dependency would cost two thread-pool jobs per request.)
+    A close queued behind the handlers' jobs could never run while those wait for the
+    connections it would give back: 300 reads of `/v1/venues` at once hung the API.
     """
     session = get_sessionmaker()()
     try:
         yield session
     finally:
         if session.in_transaction():
-            await run_in_threadpool(session.close)
+            closers = runtime_of(request.app).closers
+            await anyio.to_thread.run_sync(session.close, limiter=closers)
         else:
             session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def ends_transaction(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """A sync handler that ends its session's transaction in its own thread-pool job.
+
+    FastAPI validates a sync handler's answer in another thread-pool job, and only then
+    closes the session: a handler that returned with its transaction open kept its pooled
+    connection while that job queued behind handlers waiting for connections. With 40 of them
+    waiting (every thread), nothing moved: 300 reads of `/v1/venues` at once hung the API
+    (found while testing a burst of holds, issue 18).
+    """
+
+    @functools.wraps(handler)
+    def ended(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        finally:
+            for value in kwargs.values():
+                if isinstance(value, Session) and value.in_transaction():
+                    value.rollback()
+
+    return ended
+
+
+class SessionRouter(APIRouter):
+    """An APIRouter whose sync handlers end their session's transaction (ends_transaction)."""
+
+    def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint):
+            endpoint = ends_transaction(endpoint)
+        super().add_api_route(path, endpoint, **kwargs)
 
 
 # Short timeouts: Redis only ever speeds things up (and rate-limits), never decides.
@@ -65,6 +102,11 @@ class AsyncRuntime:
     pool: AsyncConnectionPool
     redis: AsyncRedis
     seat_cache: AsyncSeatCache
+    # API key lookups in flight, by key hash: a burst of one key waits for one lookup
+    # (boxoffice_booking.auth).
+    key_lookups: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    # Threads for closing sessions, apart from the handlers' (see get_session).
+    closers: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(8))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AsyncRuntime:

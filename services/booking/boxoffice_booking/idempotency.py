@@ -40,6 +40,11 @@ NOT_STORED = frozenset({401, 403, 409, 413, 429})
 REPLAYED_HEADERS = ("content-type", "location", "retry-after")
 
 
+def valid_key(key: str) -> bool:
+    """1 to 255 printable ASCII characters."""
+    return 1 <= len(key) <= 255 and key.isprintable() and key.isascii()
+
+
 def stored(status: int) -> bool:
     """Whether an answer is kept for replay; the others leave the key free for a retry."""
     return status < 500 and status not in NOT_STORED
@@ -77,7 +82,7 @@ class IdempotencyMiddleware:
             return
         # The path as sent (percent-encoded): a decoded one may hold NUL, which text cannot.
         path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")[:500]
-        if not 1 <= len(key) <= 255 or not key.isprintable() or not key.isascii():
+        if not valid_key(key):
             problem = InvalidIdempotencyKey("Use 1 to 255 printable ASCII characters, e.g. a UUID.")
             if not await discard_body(scope, receive):
                 problem.headers["Connection"] = "close"

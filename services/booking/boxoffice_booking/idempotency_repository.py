@@ -56,6 +56,10 @@ UPDATE idempotency_keys
 SET response_status = %(status)s, response_headers = %(headers)s, response_body = %(body)s
 WHERE principal = %(principal)s AND key = %(key)s
 """
+_LIVE = """
+SELECT 1 FROM idempotency_keys
+WHERE principal = %(principal)s AND key = %(key)s AND expires_at > now()
+"""
 _RELEASE = "DELETE FROM idempotency_keys WHERE principal = %(principal)s AND key = %(key)s"
 
 
@@ -93,6 +97,12 @@ async def claim_key(
     return ClaimResult(
         Claim.REPLAY, record.response_status, record.response_headers, record.response_body or b""
     )
+
+
+async def has_live_record(conn: AsyncConn, principal: str, key: str) -> bool:
+    """Whether `key` has a record a new claim would not take over (a read: no write)."""
+    found = await conn.execute(_LIVE, {"principal": principal, "key": key})
+    return await found.fetchone() is not None
 
 
 async def store_answer(

@@ -5,6 +5,12 @@ conditional UPDATE, and a cache that is flushed, stale or down only costs speed.
 `a` (available), `b` (blocked), `s` (sold) or `h:<expiry epoch ms>` (held until then), so a
 lapsed hold reads as free without anyone touching the cache.
 
+A hold in flight wraps its seats' entries in `p:<until epoch ms>:<token>:<previous entry>`
+(`AsyncSeatCache.reserve`, one atomic script): while it lasts, other holds of those seats are
+turned away before any write (`boxoffice_booking.hold_guard`), and readers see the previous
+entry. The hold then marks its seats held, or puts back the previous entries; a reservation
+whose process died lapses by itself after `RESERVATION_SECONDS`.
+
 A rebuild clears a "dirty" set, reads the database, and writes its snapshot except for the
 seats changed meanwhile (changes made while the cache is not ready are noted there), so a
 slow rebuild never overwrites a newer change, and a showtime that changes all the time still
@@ -15,8 +21,10 @@ under a steady stream of holds the cache never warmed, found by `make bench`).
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -68,6 +76,89 @@ return 1
 """
 
 
+# A hold in flight spans its own request only (an autocommit statement, a few ms); a
+# reservation left by a process that died stops turning anyone away after this long.
+RESERVATION_SECONDS = 5
+# Request-scope keys: the guard's Reservation, and the handler's word that it marked the
+# seats held (so the reservation is not put back).
+RESERVATION = "boxoffice.seat_reservation"
+HOLD_MARKED = "boxoffice.hold_marked"
+
+# KEYS: states, ready, rate-limit counter; ARGV: now ms, until ms, token, cache TTL, rate
+# limit (0: none), rate window seconds, then the labels. Charges the key's rate limit (as
+# `auth.check_rate_limit`), then judges the seats: {3} over the rate limit; {2, labels...}
+# seats another hold has in flight; {1, labels...} seats the (ready) cache knows are held or
+# sold; else {0, whether the cache is ready}, with every seat reserved for this request.
+_RESERVE = """
+local now = tonumber(ARGV[1])
+if tonumber(ARGV[5]) > 0 then
+  local count = redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]) + 1)
+  if count > tonumber(ARGV[5]) then return {3} end
+end
+local ready = redis.call('EXISTS', KEYS[2]) == 1
+local busy, taken, previous = {}, {}, {}
+for i = 7, #ARGV do
+  local entry = redis.call('HGET', KEYS[1], ARGV[i]) or ''
+  local untilms, rest = string.match(entry, '^p:(%d+):[^:]*:(.*)$')
+  if untilms and tonumber(untilms) > now then
+    busy[#busy + 1] = ARGV[i]
+  else
+    if untilms then entry = rest end
+    previous[i] = entry
+    local kind = string.sub(entry, 1, 1)
+    if ready and (kind == 's' or (kind == 'h' and tonumber(string.sub(entry, 3)) > now)) then
+      taken[#taken + 1] = ARGV[i]
+    end
+  end
+end
+if #busy > 0 then return {2, unpack(busy)} end
+if #taken > 0 then return {1, unpack(taken)} end
+for i = 7, #ARGV do
+  redis.call('HSET', KEYS[1], ARGV[i], 'p:' .. ARGV[2] .. ':' .. ARGV[3] .. ':' .. previous[i])
+end
+if not ready then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+return {0, ready and 1 or 0}
+"""
+# KEYS: states; ARGV: token, then labels: each seat this token still reserves gets its
+# previous entry back (none: the entry goes, and the cache cannot say for that seat).
+_RELEASE = """
+for i = 2, #ARGV do
+  local entry = redis.call('HGET', KEYS[1], ARGV[i])
+  if entry then
+    local token, rest = string.match(entry, '^p:%d+:([^:]*):(.*)$')
+    if token == ARGV[1] then
+      if rest == '' then
+        redis.call('HDEL', KEYS[1], ARGV[i])
+      else
+        redis.call('HSET', KEYS[1], ARGV[i], rest)
+      end
+    end
+  end
+end
+return 1
+"""
+
+
+class Verdict(enum.Enum):
+    """What `AsyncSeatCache.reserve` found."""
+
+    RESERVED = 0
+    TAKEN = 1
+    IN_FLIGHT = 2
+    RATE_LIMITED = 3
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The answer of `AsyncSeatCache.reserve`: the verdict and the seats it names."""
+
+    verdict: Verdict
+    seats: list[str]
+    token: str = ""
+    cache_ready: bool = False
+
+
 @dataclass(frozen=True)
 class SeatLayout:
     """What never changes for a showtime: its seats, rows, categories and prices."""
@@ -89,6 +180,8 @@ def decode_state(value: str | None, now_ms: int) -> str | None:
     """The public status of a cached entry; a lapsed hold is available (None: not cached)."""
     if value is None:
         return None
+    if value.startswith("p:"):  # a hold in flight: its previous entry still stands
+        return decode_state(value.split(":", 3)[3] or None, now_ms)
     if value.startswith("h:"):
         return "held" if int(value[2:]) > now_ms else "available"
     return {"a": "available", "b": "blocked", "s": "sold"}.get(value)
@@ -218,6 +311,52 @@ class AsyncSeatCache:
         self.ttl = ttl_seconds
         self._mark = redis.register_script(_MARK)
         self._fill = redis.register_script(_FILL)
+        self._reserve = redis.register_script(_RESERVE)
+        self._release = redis.register_script(_RELEASE)
+
+    async def reserve(
+        self,
+        showtime_id: uuid.UUID,
+        labels: list[str],
+        rate_key: str,
+        rate_limit: int,
+        rate_window_seconds: int,
+    ) -> Reservation | None:
+        """Charge the rate limit, then turn away or reserve `labels` in one atomic script.
+
+        None when Redis cannot say: the hold goes on without a reservation, PostgreSQL
+        decides as ever (and the rate limit is charged on the usual path).
+        """
+        states, ready, _ = SeatCache._keys(showtime_id)
+        token = secrets.token_hex(8)
+        now_ms = int(time.time() * 1000)
+        args: list[str | int] = [
+            now_ms,
+            now_ms + RESERVATION_SECONDS * 1000,
+            token,
+            self.ttl,
+            max(rate_limit, 0),
+            rate_window_seconds,
+            *labels,
+        ]
+        try:
+            answer = await self._reserve(keys=[states, ready, rate_key], args=args)
+        except RedisError as exc:
+            _unavailable(exc)
+            return None
+        verdict = Verdict(int(answer[0]))
+        if verdict is Verdict.RESERVED:
+            return Reservation(verdict, labels, token, bool(int(answer[1])))
+        return Reservation(verdict, [_text(s) or "" for s in answer[1:]])
+
+    async def release(self, showtime_id: uuid.UUID, reservation: Reservation) -> None:
+        """Put back the previous entries of seats `reservation` still holds in flight."""
+        try:
+            await self._release(
+                keys=SeatCache._keys(showtime_id)[:1], args=[reservation.token, *reservation.seats]
+            )
+        except RedisError as exc:  # the reservation lapses by itself
+            log.warning("seat cache release failed: %r", exc)
 
     async def taken(self, showtime_id: uuid.UUID, labels: Iterable[str]) -> list[str] | None:
         """As SeatCache.taken."""

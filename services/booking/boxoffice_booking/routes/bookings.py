@@ -16,12 +16,13 @@ from boxoffice_bookings.errors import (
 )
 from boxoffice_bookings.payments import Settled
 from boxoffice_db.models import Booking, BookingStatus, Payment, SeatState
-from fastapi import APIRouter, Query, Response
+from boxoffice_settings import Settings
+from fastapi import Query, Request, Response
 from prometheus_client import Counter
 from pydantic import EmailStr
 
 from boxoffice_booking.auth import Principal, require_scope
-from boxoffice_booking.deps import RuntimeDep, SeatCacheDep, SessionDep, SettingsDep
+from boxoffice_booking.deps import RuntimeDep, SeatCacheDep, SessionDep, SessionRouter, SettingsDep
 from boxoffice_booking.ownership import (
     active_holds_limit,
     check_actionable,
@@ -41,9 +42,9 @@ from boxoffice_booking.schemas import (
     PaymentPublic,
     PaymentSummary,
 )
-from boxoffice_booking.seat_cache import encode_state
+from boxoffice_booking.seat_cache import HOLD_MARKED, RESERVATION, Reservation, encode_state
 
-router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
+router = SessionRouter(prefix="/v1/bookings", tags=["bookings"])
 
 HOLDS = Counter("boxoffice_holds_total", "Hold attempts by result", ["result"])
 CONFIRMATIONS = Counter("boxoffice_confirmations_total", "Bookings confirmed")
@@ -106,6 +107,23 @@ def payment_summary(payment: Payment) -> PaymentSummary:
     )
 
 
+def hold_request(
+    body: BookingCreate, principal: Principal, settings: Settings
+) -> holds.HoldRequest:
+    """The hold `body` asks for, checked (InvalidSeats: a seat twice, too many seats)."""
+    return holds.HoldRequest.checked(
+        body.showtime_id,
+        body.seats,
+        body.customer.email,
+        body.customer.phone,
+        settings.hold_ttl_seconds,
+        settings.max_seats_per_hold,
+        sms_opt_out=body.customer.sms_opt_out,
+        owner_id=principal.owner_id,
+        max_active_holds=active_holds_limit(principal, settings.max_active_holds_per_client),
+    )
+
+
 @router.post(
     "",
     status_code=201,
@@ -116,35 +134,32 @@ async def create_booking(
     principal: WriterDep,
     settings: SettingsDep,
     runtime: RuntimeDep,
+    http_request: Request,
     response: Response,
 ) -> BookingPublic:
     """Hold seats for `hold_ttl_seconds`; 409 names the seats somebody else has, or says the
     client already has `max_active_holds_per_client` active holds."""
     # The API's busiest request runs on the event loop end to end (see boxoffice_db.aio).
     try:
-        request = holds.HoldRequest.checked(
-            body.showtime_id,
-            body.seats,
-            body.customer.email,
-            body.customer.phone,
-            settings.hold_ttl_seconds,
-            settings.max_seats_per_hold,
-            sms_opt_out=body.customer.sms_opt_out,
-            owner_id=principal.owner_id,
-            max_active_holds=active_holds_limit(principal, settings.max_active_holds_per_client),
-        )
+        hold = hold_request(body, principal, settings)
     except InvalidSeats:
         HOLDS.labels("rejected").inc()
         raise
     cache = runtime.seat_cache
-    taken = await cache.taken(body.showtime_id, body.seats)
+    reservation = http_request.scope.get(RESERVATION)
+    if isinstance(reservation, Reservation):
+        # The hold guard reserved the seats in the cache: nobody else's hold was in flight
+        # and the cache knew none of them taken.
+        taken: list[str] | None = [] if reservation.cache_ready else None
+    else:
+        taken = await cache.taken(body.showtime_id, body.seats)
     if taken:
         # Turned away before touching PostgreSQL; a stale "free" is still checked there.
         HOLDS.labels("conflict_cached").inc()
         raise SeatsUnavailable(f"Seats already taken: {', '.join(taken)}.", seats=taken)
     async with runtime.pool.connection() as conn:
         try:
-            booking = await holds.hold_seats(conn, request)
+            booking = await holds.hold_seats(conn, hold)
         except SeatsUnavailable:
             HOLDS.labels("conflict").inc()
             if taken is None:
@@ -158,6 +173,7 @@ async def create_booking(
             raise
         HOLDS.labels("created").inc()
         await cache.mark(booking.showtime_id, held_states(booking))
+        http_request.scope[HOLD_MARKED] = True
         if taken is None:
             await cache.rebuild_soon(conn, booking.showtime_id)
     response.headers["Location"] = f"/v1/bookings/{booking.id}"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from boxoffice_db.engine import ping
 from boxoffice_messaging.redis_client import redis_from_settings
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from boxoffice_booking.deps import SessionDep, SettingsDep
+from boxoffice_booking.deps import SessionDep, SessionRouter, SettingsDep
 from boxoffice_booking.schemas import Health
 
-router = APIRouter(tags=["health"])
+router = SessionRouter(tags=["health"])
 
 
 @router.get("/healthz")

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Literal
 
 from boxoffice_bookings import payments, refunds
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from boxoffice_booking.deps import SeatCacheDep, SessionDep
+from boxoffice_booking.deps import SeatCacheDep, SessionDep, SessionRouter
 from boxoffice_booking.problems import problem_responses
 
-router = APIRouter(prefix="/v1/payments", tags=["payments"])
+router = SessionRouter(prefix="/v1/payments", tags=["payments"])
 
 
 class WebhookAck(BaseModel):

@@ -5,19 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from boxoffice_booking import catalog
 from boxoffice_booking.auth import require_scope
 from boxoffice_booking.availability import read_seat_map_json
 from boxoffice_booking.catalog_schemas import ShowtimeCreate, ShowtimePublic
-from boxoffice_booking.deps import SeatCacheDep, SessionDep
+from boxoffice_booking.deps import SeatCacheDep, SessionDep, SessionRouter
 from boxoffice_booking.pagination import Page, PageDep
 from boxoffice_booking.problems import problem_responses
 from boxoffice_booking.schemas import SeatMapPublic
 from boxoffice_booking.validators import Rfc3339Date, Rfc3339Time
 
-router = APIRouter(prefix="/v1/showtimes", tags=["showtimes"])
+router = SessionRouter(prefix="/v1/showtimes", tags=["showtimes"])
 
 READ = require_scope("bookings:read")
 WRITE = require_scope("catalog:write")

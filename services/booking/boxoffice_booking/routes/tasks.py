@@ -10,18 +10,18 @@ from boxoffice_db.models import TaskRecord, TaskStatus
 from boxoffice_messaging.queues import queue_lengths, unacked_count
 from boxoffice_messaging.redis_client import redis_from_settings
 from boxoffice_messaging.task_queries import TaskFilter, find_task, list_tasks, task_stats
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from pydantic import BaseModel, Field
 
 from boxoffice_booking.auth import Principal, require_scope
-from boxoffice_booking.deps import SessionDep, SettingsDep
+from boxoffice_booking.deps import SessionDep, SessionRouter, SettingsDep
 from boxoffice_booking.ownership import may_read_owned
 from boxoffice_booking.problems import NotFound, Problem
 from boxoffice_booking.validators import Rfc3339Time
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+router = SessionRouter(prefix="/v1/tasks", tags=["tasks"])
 
 READ = require_scope("bookings:read")
 ADMIN = require_scope("admin")

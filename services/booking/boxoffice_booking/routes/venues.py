@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from boxoffice_db.models import Screen, Venue
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from boxoffice_booking import catalog
 from boxoffice_booking.auth import require_scope
@@ -16,11 +16,11 @@ from boxoffice_booking.catalog_schemas import (
     VenueCreate,
     VenuePublic,
 )
-from boxoffice_booking.deps import SessionDep
+from boxoffice_booking.deps import SessionDep, SessionRouter
 from boxoffice_booking.pagination import Page, PageDep
 from boxoffice_booking.problems import problem_responses
 
-router = APIRouter(tags=["catalog"])
+router = SessionRouter(tags=["catalog"])
 
 READ = require_scope("bookings:read")
 WRITE = require_scope("catalog:write")

@@ -1,0 +1,198 @@
+"""The hold guard: losers of a seat turned away by one Redis script, before any write.
+
+Real PostgreSQL and Redis; the app in-process, its requests from many threads at once.
+PostgreSQL still decides every winner; these tests check what the guard adds: a loser leaves
+no Idempotency-Key record, a retry of a stored answer is replayed, a failed hold puts its seats
+back before its answer is sent, and a reservation left by a dead process lapses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+import pytest
+from boxoffice_booking.seat_cache import AsyncSeatCache, SeatCache, Verdict
+from boxoffice_db.engine import session_scope
+from boxoffice_messaging.redis_client import redis_client
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from sqlalchemy import text
+
+from tests.integration.conftest import make_catalog
+from tests.support.stack import Stack
+
+
+@pytest.fixture
+def redis(stack: Stack) -> Iterator[Redis]:
+    client = redis_client(stack.redis_url)
+    yield client
+    client.close()
+
+
+def hold(client: TestClient, showtime_id: str, seats: list[str], key: str, email: str) -> Any:
+    return client.post(
+        "/v1/bookings",
+        json={"showtime_id": showtime_id, "seats": seats, "customer": {"email": email}},
+        headers={"Idempotency-Key": key},
+    )
+
+
+def claimed_keys(keys: list[str]) -> set[str]:
+    with session_scope() as session:
+        rows = session.execute(
+            text("SELECT key FROM idempotency_keys WHERE key = ANY(:keys)"), {"keys": keys}
+        )
+        return {row.key for row in rows}
+
+
+def holds_counted(result: str) -> float:
+    return REGISTRY.get_sample_value("boxoffice_holds_total", {"result": result}) or 0.0
+
+
+def warm(client: TestClient, showtime_id: str) -> None:
+    assert client.get(f"/v1/showtimes/{showtime_id}/seats").status_code == 200
+
+
+def test_losers_of_a_held_seat_are_refused_and_the_winners_retry_is_replayed(
+    client: TestClient,
+) -> None:
+    showtime_id = make_catalog(client)["showtime"]["id"]
+    run = uuid.uuid4().hex[:8]
+    won = hold(client, showtime_id, ["A1"], f"{run}-win", "zoë@exämple.com")
+    assert won.status_code == 201, won.text
+    warm(client, showtime_id)
+    before = holds_counted("conflict_cached")
+    losers = [
+        hold(client, showtime_id, ["A1", "A2"], f"{run}-lose-{i}", f"ß{i}@example.com")
+        for i in range(3)
+    ]
+    for loser in losers:
+        assert loser.status_code == 409
+        assert loser.json()["seats"] == ["A1"]
+        assert "retry-after" not in loser.headers  # A1 is held, not in flight
+    assert holds_counted("conflict_cached") == before + 3
+    # No record is left for a loser's key (its 409 is not stored: it may retry).
+    assert claimed_keys([f"{run}-lose-{i}" for i in range(3)]) == set()
+    # The winner's retry finds its own seat held, and still gets its stored answer.
+    again = hold(client, showtime_id, ["A1"], f"{run}-win", "zoë@exämple.com")
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == won.json()
+    # A2 was never reserved by the losers: it is free.
+    assert hold(client, showtime_id, ["A2"], f"{run}-a2", "b@example.com").status_code == 201
+
+
+def test_a_burst_on_one_seat_has_one_winner_and_every_loser_is_turned_away_before_postgresql(
+    client: TestClient,
+) -> None:
+    showtime_id = make_catalog(client)["showtime"]["id"]
+    warm(client, showtime_id)
+    run = uuid.uuid4().hex[:8]
+    keys = [f"{run}-{i}" for i in range(60)]
+    before = {r: holds_counted(r) for r in ("conflict", "conflict_cached", "conflict_in_flight")}
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        answers = list(
+            pool.map(
+                lambda k: hold(client, showtime_id, ["B3"], k, f"{k}@example.com"),
+                keys,
+            )
+        )
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(201) == 1, statuses
+    assert statuses.count(409) == len(keys) - 1, statuses
+    winner = keys[statuses.index(201)]
+    with session_scope() as session:
+        holders = session.execute(
+            text(
+                "SELECT count(*) FROM showtime_seats ss JOIN seats s ON s.id = ss.seat_id "
+                "WHERE ss.showtime_id = :id AND ss.booking_id IS NOT NULL"
+            ),
+            {"id": showtime_id},
+        ).scalar_one()
+    assert holders == 1
+    assert claimed_keys(keys) == {winner}
+    # Every loser was turned away by the guard: while the winner was in flight (409 to retry)
+    # or once it had marked the seat held. None reached PostgreSQL's row lock.
+    after = {r: holds_counted(r) - before[r] for r in before}
+    assert after["conflict"] == 0
+    assert after["conflict_cached"] + after["conflict_in_flight"] == len(keys) - 1
+    in_flight = [a for a in answers if a.headers.get("retry-after") == "1"]
+    assert len(in_flight) == after["conflict_in_flight"]
+
+
+def test_a_seat_in_flight_elsewhere_is_a_409_to_retry_and_free_once_released(
+    client: TestClient, stack: Stack
+) -> None:
+    showtime_id = make_catalog(client)["showtime"]["id"]
+    sid = uuid.UUID(showtime_id)
+    run = uuid.uuid4().hex[:8]
+
+    async def scenario() -> None:
+        redis = AsyncRedis.from_url(stack.redis_url)
+        cache = AsyncSeatCache(redis, 60)
+        try:
+            # Another API process has a hold of C1 in flight.
+            reservation = await cache.reserve(sid, ["C1"], f"test:{run}", 0, 60)
+            assert reservation is not None
+            assert reservation.verdict is Verdict.RESERVED
+            busy = await asyncio.to_thread(
+                hold, client, showtime_id, ["C1", "C2"], f"{run}-busy", "x@example.com"
+            )
+            assert busy.status_code == 409
+            assert busy.json()["seats"] == ["C1"]
+            assert busy.headers["retry-after"] == "1"
+            assert claimed_keys([f"{run}-busy"]) == set()
+            # A seat map shows C1 as it was: available.
+            seats = client.get(f"/v1/showtimes/{showtime_id}/seats").json()["seats"]
+            assert {s["label"]: s["status"] for s in seats}["C1"] == "available"
+            # That hold failed elsewhere and put C1 back: the retry wins.
+            await cache.release(sid, reservation)
+            retry = await asyncio.to_thread(
+                hold, client, showtime_id, ["C1", "C2"], f"{run}-busy", "x@example.com"
+            )
+            assert retry.status_code == 201, retry.text
+        finally:
+            await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_reservation_left_by_a_dead_process_lapses(client: TestClient, redis: Redis) -> None:
+    showtime_id = make_catalog(client)["showtime"]["id"]
+    warm(client, showtime_id)
+    states = SeatCache._keys(uuid.UUID(showtime_id))[0]
+    lapsed = int(time.time() * 1000) - 1
+    redis.hset(states, "B5", f"p:{lapsed}:deadbeef:a")
+    run = uuid.uuid4().hex[:8]
+    assert hold(client, showtime_id, ["B5"], f"{run}-1", "d@example.com").status_code == 201
+    entry = cast(bytes | None, redis.hget(states, "B5"))
+    assert entry is not None
+    assert entry.startswith(b"h:")
+
+
+def test_a_hold_that_fails_puts_its_seats_back_before_answering(
+    client: TestClient, redis: Redis
+) -> None:
+    showtime_id = make_catalog(client)["showtime"]["id"]
+    run = uuid.uuid4().hex[:8]
+    assert hold(client, showtime_id, ["A4"], f"{run}-a4", "first@example.com").status_code == 201
+    states, ready, _ = SeatCache._keys(uuid.UUID(showtime_id))
+    redis.delete(ready, states)  # the cache cannot say: PostgreSQL judges A4 for the next hold
+    lost = hold(client, showtime_id, ["A3", "A4"], f"{run}-both", "second@example.com")
+    assert lost.status_code == 409
+    assert lost.json()["seats"] == ["A4"]
+    # Before that answer was sent, A3's reservation was put back (no entry: not cached).
+    assert redis.hget(states, "A3") is None
+    assert hold(client, showtime_id, ["A3"], f"{run}-a3", "third@example.com").status_code == 201
+    # A request the idempotency middleware answers (a replay) puts its reservation back too.
+    replay = hold(client, showtime_id, ["A4"], f"{run}-a4", "first@example.com")
+    assert replay.status_code == 201
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert redis.hget(states, "A4") is None
