@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -13,8 +14,14 @@ import httpx
 import pytest
 from boxoffice_devstack.servers import RedisServer, free_port
 from boxoffice_messaging.celery_app import create_celery_app
-from boxoffice_messaging.redis_client import redis_client, redis_from_settings
+from boxoffice_messaging.redis_client import (
+    async_redis_client,
+    redis_client,
+    redis_from_settings,
+)
 from boxoffice_settings import Settings
+from redis.asyncio import BlockingConnectionPool
+from redis.asyncio import Redis as AsyncRedis
 
 from tests.support.catalog import make_showtime
 from tests.support.celery_probe import assert_celery_round_trip
@@ -178,3 +185,29 @@ def test_relay_notifier_api_and_admin_cli_work_on_a_sentinel_url(
         for process in processes:
             process.stop()
         smtp.stop()
+
+
+async def _many_slow_commands(client: AsyncRedis, count: int) -> list[object]:
+    try:
+        # Each BLPOP holds its connection for 50 ms: far more at once than the pool has.
+        return await asyncio.gather(
+            *(client.blpop([f"nothing-{uuid.uuid4().hex}"], timeout=0.05) for _ in range(count))
+        )
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("kind", ["plain", "sentinel"])
+def test_a_burst_past_the_asyncio_pool_waits_for_a_connection(
+    kind: str, stack: Stack, sentinel_url: str
+) -> None:
+    """The API's asyncio client (max_connections): 40 commands at once on 4 connections all
+    run, where redis-py's default pool raises MaxConnectionsError past its limit."""
+    url = sentinel_url if kind == "sentinel" else stack.redis_url
+    client = async_redis_client(
+        url, sentinel_master=MASTER, max_connections=4, pool_timeout=5, socket_timeout=2
+    )
+    assert asyncio.run(_many_slow_commands(client, 40)) == [None] * 40
+    pool = client.connection_pool
+    assert isinstance(pool, BlockingConnectionPool)
+    assert pool.max_connections == 4

@@ -324,8 +324,7 @@ def test_more_concurrent_reads_than_worker_threads_are_all_answered(
     headers = {"Authorization": f"Bearer {hostile.api.api_key}"}
     paths = ["/v1/venues", "/v1/showtimes", "/v1/tasks/stats"]
     requests = [
-        encode_request("GET", paths[i % len(paths)], "127.0.0.1", headers, None)
-        for i in range(300)
+        encode_request("GET", paths[i % len(paths)], "127.0.0.1", headers, None) for i in range(300)
     ]
     replies = asyncio.run(burst(hostile.api.base_url, requests))
     assert Counter(answers.saw(r.status) for r in replies) == {200: len(requests)}

@@ -16,8 +16,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from boxoffice_settings import Settings
 from redis import Redis
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.sentinel import Sentinel
 
 SENTINEL_SCHEME = "sentinel"
@@ -63,14 +65,39 @@ def redis_client(url: str, *, sentinel_master: str = "mymaster", **kwargs: Any) 
     return client
 
 
-def async_redis_client(url: str, *, sentinel_master: str = "mymaster", **kwargs: Any) -> AsyncRedis:
-    """As `redis_client`, for asyncio (bind it to the event loop that uses it)."""
+class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+    """A Sentinel-managed pool that waits for a free connection instead of failing."""
+
+
+def async_redis_client(
+    url: str,
+    *,
+    sentinel_master: str = "mymaster",
+    max_connections: int | None = None,
+    pool_timeout: float = 1.0,
+    **kwargs: Any,
+) -> AsyncRedis:
+    """As `redis_client`, for asyncio (bind it to the event loop that uses it).
+
+    With `max_connections`, a request past that many connections in use waits up to
+    `pool_timeout` seconds for one (then a ConnectionError), where redis-py's default pool
+    fails at once past 100: a burst of 1,000 holds on one API process did (issue 18).
+    """
+    blocking: dict[str, Any] = (
+        {"max_connections": max_connections, "timeout": pool_timeout}
+        if max_connections is not None
+        else {}
+    )
     if not is_sentinel_url(url):
-        return AsyncRedis.from_url(url, **kwargs)
+        if not blocking:
+            return AsyncRedis.from_url(url, **kwargs)
+        return AsyncRedis.from_pool(BlockingConnectionPool.from_url(url, **blocking, **kwargs))
     nodes, password, db = sentinel_nodes(url)
     timeouts = {k: v for k, v in kwargs.items() if k.startswith("socket_")}
     sentinel = AsyncSentinel(nodes, sentinel_kwargs=timeouts, **kwargs)  # type: ignore[no-untyped-call]
-    client: AsyncRedis = sentinel.master_for(sentinel_master, db=db, password=password)
+    if blocking:
+        blocking["connection_pool_class"] = BlockingSentinelConnectionPool
+    client: AsyncRedis = sentinel.master_for(sentinel_master, db=db, password=password, **blocking)
     return client
 
 

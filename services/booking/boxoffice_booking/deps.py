@@ -89,6 +89,11 @@ REDIS_OPTIONS: dict[str, Any] = {
 }
 
 
+# The API's asyncio Redis connections: past these, a request waits for a free one (up to the
+# socket timeout) rather than failing; every request needs Redis for a millisecond or two.
+ASYNC_REDIS_CONNECTIONS = 64
+
+
 @lru_cache(maxsize=1)
 def get_redis() -> Redis:
     """This process's Redis client (a server or a Sentinel-managed master)."""
@@ -110,7 +115,9 @@ class AsyncRuntime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AsyncRuntime:
-        redis = async_redis_from_settings(settings, **REDIS_OPTIONS)
+        redis = async_redis_from_settings(
+            settings, max_connections=ASYNC_REDIS_CONNECTIONS, **REDIS_OPTIONS
+        )
         pool = make_async_pool(
             settings.database_url,
             settings.service_name,
