@@ -17,6 +17,10 @@ from scripts.dashboards.grafana import (
     sel,
 )
 
+# A hold's 409s, by who decided: PostgreSQL (`conflict`), the seat cache (`conflict_cached`),
+# or another hold of the seat in flight (`conflict_in_flight`, the hold guard).
+CONFLICTS = 'result=~"conflict.*"'
+
 
 def build() -> dict[str, Any]:
     layout = Layout()
@@ -31,10 +35,11 @@ def build() -> dict[str, Any]:
             h=5,
         ),
         Panel(
+            # Every kind: decided by PostgreSQL, by the cache, or in flight (hold guard).
             "Conflict ratio",
             [
                 (
-                    f"(sum(rate(boxoffice_holds_total{sel(eq('result', 'conflict'))}[{RATE}])) or vector(0)) / clamp_min(sum(rate(boxoffice_holds_total{sel()}[{RATE}])), 1e-9)",
+                    f"(sum(rate(boxoffice_holds_total{sel(CONFLICTS)}[{RATE}])) or vector(0)) / clamp_min(sum(rate(boxoffice_holds_total{sel()}[{RATE}])), 1e-9)",
                     "conflicts",
                 )
             ],
