@@ -56,6 +56,12 @@ def holds_counted(result: str) -> float:
     return REGISTRY.get_sample_value("boxoffice_holds_total", {"result": result}) or 0.0
 
 
+def conflicts_by_route(route: str) -> float:
+    """409s of POST requests counted by the HTTP metrics for `route`."""
+    labels = {"handler": route, "method": "POST", "status": "4xx"}
+    return REGISTRY.get_sample_value("http_requests_total", labels) or 0.0
+
+
 def warm(client: TestClient, showtime_id: str) -> None:
     assert client.get(f"/v1/showtimes/{showtime_id}/seats").status_code == 200
 
@@ -69,6 +75,7 @@ def test_losers_of_a_held_seat_are_refused_and_the_winners_retry_is_replayed(
     assert won.status_code == 201, won.text
     warm(client, showtime_id)
     before = holds_counted("conflict_cached")
+    by_route = conflicts_by_route("/v1/bookings")
     losers = [
         hold(client, showtime_id, ["A1", "A2"], f"{run}-lose-{i}", f"ß{i}@example.com")
         for i in range(3)
@@ -78,6 +85,8 @@ def test_losers_of_a_held_seat_are_refused_and_the_winners_retry_is_replayed(
         assert loser.json()["seats"] == ["A1"]
         assert "retry-after" not in loser.headers  # A1 is held, not in flight
     assert holds_counted("conflict_cached") == before + 3
+    # Answered before routing, and still counted under the hold's route, not "none".
+    assert conflicts_by_route("/v1/bookings") == by_route + 3
     # No record is left for a loser's key (its 409 is not stored: it may retry).
     assert claimed_keys([f"{run}-lose-{i}" for i in range(3)]) == set()
     # The winner's retry finds its own seat held, and still gets its stored answer.

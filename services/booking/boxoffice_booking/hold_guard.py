@@ -43,8 +43,9 @@ from boxoffice_booking.auth import (
 from boxoffice_booking.deps import runtime_of
 from boxoffice_booking.idempotency import HEADER, valid_key
 from boxoffice_booking.idempotency_repository import has_live_record
+from boxoffice_booking.limits import read_body
 from boxoffice_booking.problems import Problem, SeatsUnavailable, send_problem
-from boxoffice_booking.routes.bookings import HOLDS, create_booking, hold_request
+from boxoffice_booking.routes.bookings import HOLDS, create_booking, hold_request, router
 from boxoffice_booking.schemas import BookingCreate
 from boxoffice_booking.seat_cache import HOLD_MARKED, RESERVATION, Reservation, Verdict
 
@@ -77,15 +78,10 @@ class HoldGuardMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        replay = _replay(bytes(body), receive)
+        body = await read_body(receive)
+        if body is None:
+            return
+        replay = _replay(body, receive)
         settings = get_settings()
         try:
             hold = hold_request(BookingCreate.model_validate_json(body), principal, settings)
@@ -162,12 +158,13 @@ class HoldGuardMiddleware:
 
     async def _answer(self, scope: Scope, send: Send, problem: Problem) -> None:
         # Metrics, spans and logs name the route, as for an answer from the handler.
-        scope["route"] = self._hold_route(scope)
+        scope["route"] = self._hold_route()
         await send_problem(send, problem, scope)
 
-    def _hold_route(self, scope: Scope) -> BaseRoute | None:
+    def _hold_route(self) -> BaseRoute | None:
+        # The APIRoute of the bookings router (the app's own routes are included routers).
         if self.route is None:
-            for route in scope["app"].routes:
+            for route in router.routes:
                 if getattr(route, "endpoint", None) is create_booking:
                     self.route = route
         return self.route

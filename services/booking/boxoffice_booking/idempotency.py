@@ -30,7 +30,7 @@ from boxoffice_booking.idempotency_repository import (
     release_claim,
     store_answer,
 )
-from boxoffice_booking.limits import discard_body
+from boxoffice_booking.limits import discard_body, read_body
 from boxoffice_booking.problems import Problem, send_problem
 
 __all__ = ["STALE_CLAIM", "Claim", "ClaimResult", "IdempotencyMiddleware", "claim_key"]
@@ -89,17 +89,12 @@ class IdempotencyMiddleware:
             await send_problem(send, problem, scope)
             return
 
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
+        body = await read_body(receive)
+        if body is None:
+            return
         query = scope.get("query_string", b"")
         request_hash = hashlib.sha256(
-            b"\0".join([scope["method"].encode(), path.encode(), query, bytes(body)])
+            b"\0".join([scope["method"].encode(), path.encode(), query, body])
         ).hexdigest()
         owner = principal.key_hash
         ttl = get_settings().idempotency_ttl_seconds
@@ -119,7 +114,7 @@ class IdempotencyMiddleware:
             await _send_raw(send, result.status, replay_headers, result.body)
             return
 
-        await self._answer_and_store(scope, bytes(body), send, pool, owner, key)
+        await self._answer_and_store(scope, body, send, pool, owner, key)
 
     async def _answer_and_store(
         self,

@@ -106,6 +106,18 @@ class BodyLimitMiddleware(HttpMiddleware):
 DISCARD_LIMIT = 64 * 1024
 
 
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body (capped by BodyLimitMiddleware); None if the client went away."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
 async def discard_body(scope: Scope, receive: Receive) -> bool:
     """Read and drop a small unread request body; False if the connection must close."""
     headers = Headers(scope=scope)
