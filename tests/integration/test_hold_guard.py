@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import pytest
-from boxoffice_booking.seat_cache import AsyncSeatCache, SeatCache, Verdict
+from boxoffice_booking.auth import hash_key
+from boxoffice_booking.seat_cache import AsyncSeatCache, SeatCache, Verdict, reservation_token
 from boxoffice_db.engine import session_scope
 from boxoffice_messaging.redis_client import redis_client
 from fastapi.testclient import TestClient
@@ -26,7 +27,7 @@ from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import text
 
 from tests.integration.conftest import make_catalog
-from tests.support.stack import Stack
+from tests.support.stack import API_KEY, Stack
 
 
 @pytest.fixture
@@ -205,3 +206,34 @@ def test_a_hold_that_fails_puts_its_seats_back_before_answering(
     assert replay.status_code == 201
     assert replay.headers["idempotent-replayed"] == "true"
     assert redis.hget(states, "A4") is None
+
+
+def test_a_retry_takes_over_the_reservation_its_dead_first_attempt_left(
+    client: TestClient, stack: Stack
+) -> None:
+    """`make chaos` found it: the API was killed between a hold's reservation and its answer,
+    and the client's retry (same Idempotency-Key) was refused as in flight for 5 s."""
+    showtime_id = make_catalog(client)["showtime"]["id"]
+    sid = uuid.UUID(showtime_id)
+    run = uuid.uuid4().hex[:8]
+    key = f"{run}-retried"
+
+    async def first_attempt_dies() -> None:
+        redis = AsyncRedis.from_url(stack.redis_url)
+        try:
+            cache = AsyncSeatCache(redis, 60)
+            token = reservation_token(hash_key(API_KEY), key)
+            reservation = await cache.reserve(sid, ["C5"], f"test:{run}", 0, 60, token=token)
+            assert reservation is not None
+            assert reservation.verdict is Verdict.RESERVED
+        finally:
+            await redis.aclose()  # and never releases: its process is gone
+
+    asyncio.run(first_attempt_dies())
+    # Somebody else is still turned away while that reservation lasts...
+    other = hold(client, showtime_id, ["C5"], f"{run}-other", "other@example.com")
+    assert other.status_code == 409
+    assert other.headers["retry-after"] == "1"
+    # ...but the retry of the request itself goes on, and wins.
+    retry = hold(client, showtime_id, ["C5"], key, "çava@example.com")
+    assert retry.status_code == 201, retry.text

@@ -6,7 +6,8 @@ and judges the seats:
 
 - a seat another hold has in flight, or one the cache knows is held or sold: a `409` at once,
   without the Idempotency-Key claim and release (two writes) or FastAPI's request machinery;
-  an in-flight seat's `409` carries `Retry-After: 1`, since that hold may yet fail;
+  an in-flight seat's `409` carries `Retry-After: 1`, since that hold may yet fail (a retry
+  with the same Idempotency-Key takes over its own earlier attempt's reservation instead);
 - otherwise the seats are reserved for this request, which goes on as ever. PostgreSQL
   decides every winner; the handler marks its seats held, and any other answer puts the
   previous entries back before the client sees it.
@@ -47,7 +48,13 @@ from boxoffice_booking.limits import read_body
 from boxoffice_booking.problems import Problem, SeatsUnavailable, send_problem
 from boxoffice_booking.routes.bookings import HOLDS, create_booking, hold_request, router
 from boxoffice_booking.schemas import BookingCreate
-from boxoffice_booking.seat_cache import HOLD_MARKED, RESERVATION, Reservation, Verdict
+from boxoffice_booking.seat_cache import (
+    HOLD_MARKED,
+    RESERVATION,
+    Reservation,
+    Verdict,
+    reservation_token,
+)
 
 PATH = "/v1/bookings"
 SCOPE = "bookings:write"
@@ -93,7 +100,14 @@ class HoldGuardMiddleware:
         window_seconds = settings.rate_limit_window_seconds
         rate_key, window = rate_limit_window(principal, window_seconds, now)
         reservation = await runtime.seat_cache.reserve(
-            hold.showtime_id, hold.labels, rate_key, settings.rate_limit_requests, window_seconds
+            hold.showtime_id,
+            hold.labels,
+            rate_key,
+            settings.rate_limit_requests,
+            window_seconds,
+            # A retry takes over its own earlier attempt's reservation (that attempt's process
+            # may have died with it): `make chaos` saw retries refused for 5 s otherwise.
+            token=reservation_token(principal.key_hash, key) if key is not None else None,
         )
         if reservation is None:  # Redis cannot say: the usual path, rate limit included
             await self.app(scope, replay, send)

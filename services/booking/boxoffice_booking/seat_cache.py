@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import hashlib
 import json
 import logging
 import secrets
@@ -88,7 +89,9 @@ HOLD_MARKED = "boxoffice.hold_marked"
 # limit (0: none), rate window seconds, then the labels. Charges the key's rate limit (as
 # `auth.check_rate_limit`), then judges the seats: {3} over the rate limit; {2, labels...}
 # seats another hold has in flight; {1, labels...} seats the (ready) cache knows are held or
-# sold; else {0, whether the cache is ready}, with every seat reserved for this request.
+# sold; else {0, whether the cache is ready}, with every seat reserved for this request. A
+# reservation with this request's own token (an earlier attempt of it, with the same
+# Idempotency-Key, that may have died with its process) is taken over, not a conflict.
 _RESERVE = """
 local now = tonumber(ARGV[1])
 if tonumber(ARGV[5]) > 0 then
@@ -100,8 +103,8 @@ local ready = redis.call('EXISTS', KEYS[2]) == 1
 local busy, taken, previous = {}, {}, {}
 for i = 7, #ARGV do
   local entry = redis.call('HGET', KEYS[1], ARGV[i]) or ''
-  local untilms, rest = string.match(entry, '^p:(%d+):[^:]*:(.*)$')
-  if untilms and tonumber(untilms) > now then
+  local untilms, token, rest = string.match(entry, '^p:(%d+):([^:]*):(.*)$')
+  if untilms and tonumber(untilms) > now and token ~= ARGV[3] then
     busy[#busy + 1] = ARGV[i]
   else
     if untilms then entry = rest end
@@ -138,6 +141,11 @@ for i = 2, #ARGV do
 end
 return 1
 """
+
+
+def reservation_token(key_hash: str, idempotency_key: str) -> str:
+    """One request's token across its attempts: from its API key and Idempotency-Key."""
+    return hashlib.sha256(f"{key_hash}\0{idempotency_key}".encode()).hexdigest()[:16]
 
 
 class Verdict(enum.Enum):
@@ -321,14 +329,18 @@ class AsyncSeatCache:
         rate_key: str,
         rate_limit: int,
         rate_window_seconds: int,
+        token: str | None = None,
     ) -> Reservation | None:
         """Charge the rate limit, then turn away or reserve `labels` in one atomic script.
+
+        `token` names the request across its attempts (see `reservation_token`); without
+        one, each call is a request of its own.
 
         None when Redis cannot say: the hold goes on without a reservation, PostgreSQL
         decides as ever (and the rate limit is charged on the usual path).
         """
         states, ready, _ = SeatCache._keys(showtime_id)
-        token = secrets.token_hex(8)
+        token = token or secrets.token_hex(8)
         now_ms = int(time.time() * 1000)
         args: list[str | int] = [
             now_ms,
