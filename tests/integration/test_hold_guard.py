@@ -211,8 +211,8 @@ def test_a_hold_that_fails_puts_its_seats_back_before_answering(
 def test_a_retry_takes_over_the_reservation_its_dead_first_attempt_left(
     client: TestClient, stack: Stack
 ) -> None:
-    """`make chaos` found it: the API was killed between a hold's reservation and its answer,
-    and the client's retry (same Idempotency-Key) was refused as in flight for 5 s."""
+    """An API process killed between a hold's reservation and its answer: the client's retry
+    (same Idempotency-Key) went on to be refused as in flight for up to 5 s."""
     showtime_id = make_catalog(client)["showtime"]["id"]
     sid = uuid.UUID(showtime_id)
     run = uuid.uuid4().hex[:8]

@@ -106,7 +106,7 @@ class HoldGuardMiddleware:
             settings.rate_limit_requests,
             window_seconds,
             # A retry takes over its own earlier attempt's reservation (that attempt's process
-            # may have died with it): `make chaos` saw retries refused for 5 s otherwise.
+            # may have died with it), rather than being refused as in flight for up to 5 s.
             token=reservation_token(principal.key_hash, key) if key is not None else None,
         )
         if reservation is None:  # Redis cannot say: the usual path, rate limit included
