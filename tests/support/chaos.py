@@ -289,6 +289,15 @@ class Clients:
             except httpx.TransportError:
                 self.count("retried_transport_error")
             else:
+                retry_after = response.headers.get("retry-after", "")
+                if response.status_code == 409 and retry_after.isdigit():
+                    # As docs/api.md asks: a 409 with Retry-After (a hold of the seat still
+                    # being decided, maybe our own first try's in a killed process) is retried.
+                    self.count("retried_409_retry_after")
+                    if time.monotonic() > deadline:
+                        return response
+                    time.sleep(int(retry_after))
+                    continue
                 if response.status_code < 500:
                     return response
                 self.count(f"retried_{response.status_code}")
