@@ -10,6 +10,7 @@ import pytest
 from tests.helm.chart import (
     CHART,
     CONNECTIONS,
+    FULLNAME,
     VALUE_SETS,
     env_of,
     merge,
@@ -152,3 +153,19 @@ def test_sentinel_urls_are_accepted_and_name_their_master() -> None:
     assert config["data"]["BOXOFFICE_REDIS_SENTINEL_MASTER"] == "boxoffice"
     with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmError):
         chart.validate_schema({"externalRedis": {"url": "memcached://cache:11211"}})
+
+
+@pytest.mark.parametrize(
+    ("values", "events"),
+    [
+        (CONNECTIONS, "false"),
+        (WITH_SECRET, "true"),
+        (merge(CONNECTIONS, {"config": {"celeryTaskEvents": True}}), "true"),
+    ],
+    ids=["default", "with-flower", "flower-outside-the-chart"],
+)
+def test_workers_send_task_events_only_for_a_flower(values: dict[str, object], events: str) -> None:
+    """Task events cost a Redis publish per task state and only Flower reads them: the shared
+    ConfigMap turns them on with Flower (or for one run elsewhere), off otherwise."""
+    config = render(values).get("ConfigMap", FULLNAME)
+    assert config["data"]["BOXOFFICE_CELERY_TASK_EVENTS"] == events

@@ -9,6 +9,8 @@ under name="None", and celery-exporter's labels.
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections import defaultdict
 
 import httpx
@@ -85,6 +87,14 @@ def test_every_outcome_is_counted_and_running_returns_to_zero(stack: Stack) -> N
         )
         failed = {dict(k)["exception"]: v for k, v in c["celery_task_failed_total"].items() if v}
         assert failed == {"ValueError": 2}
+        # At INFO, Celery's routine "received" and "succeeded" lines are left out; how a task
+        # failed, was retried, rejected or ignored is still logged.
+        log = worker.log()
+        assert " received" not in log
+        assert " succeeded in " not in log
+        assert log.count("probe failure") >= 2
+        assert "retry" in log
+        assert "ignored" in log
         hostname = f"probe@{socket.gethostname()}"
         for labels in c["celery_task_started_total"]:
             assert dict(labels) == {
@@ -94,3 +104,53 @@ def test_every_outcome_is_counted_and_running_returns_to_zero(stack: Stack) -> N
             }
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize("events", [False, True], ids=["default", "for-flower"])
+def test_a_worker_sends_task_events_only_when_asked_to(stack: Stack, events: bool) -> None:
+    """Flower reads task events; nothing else does (task metrics and status come from worker
+    signals), so they are off unless BOXOFFICE_CELERY_TASK_EVENTS turns them on, as the chart
+    does with Flower. Read here as Flower reads them, from the broker's event channel."""
+    port = free_port()
+    env = stack.env(
+        BOXOFFICE_METRICS_PORT=str(port), BOXOFFICE_CELERY_TASK_EVENTS=str(events).lower()
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    worker = ServiceProcess(
+        "outcome-worker", "tests.support.outcome_worker", env, stack.var / "events-logs"
+    )
+    app = create_app()
+    seen: list[str] = []
+    connection = app.connection()
+    receiver = app.events.Receiver(
+        connection, handlers={"*": lambda event: seen.append(event["type"])}
+    )
+    # capture() drains with a 1 s safety timeout and stops when should_stop is set.
+    listener = threading.Thread(
+        target=receiver.capture, kwargs={"limit": None, "wakeup": False}, daemon=True
+    )
+    worker.start()
+    try:
+        worker.wait_for_log("ready.", timeout=120)
+        listener.start()
+        time.sleep(1.0)  # the subscription is live before the task is sent
+        app.send_task("probe.ok", queue=QUEUE)
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_until(
+            lambda: by_name(counters(url)["celery_task_succeeded_total"]).get("probe.ok") == 1,
+            60,
+            "the task to succeed",
+            interval=0.2,
+        )
+        time.sleep(1.0)  # events of the task still on their way
+    finally:
+        receiver.should_stop = True
+        listener.join(5)
+        connection.release()
+        worker.stop()
+    assert not listener.is_alive()
+    tasks = {kind for kind in seen if kind.startswith("task-")}
+    if events:
+        assert {"task-received", "task-started", "task-succeeded"} <= tasks, seen
+    else:
+        assert tasks == set(), seen

@@ -143,3 +143,28 @@ def test_client_calls_outside_any_trace_are_dropped_inside_kept() -> None:
         "INSERT boxoffice",
         "POST /v1/bookings",
     ]
+
+
+def test_celerys_routine_task_lines_show_at_debug_only() -> None:
+    from boxoffice_messaging.worker import quiet_routine_task_lines
+    from celery.app.trace import LOG_FAILURE, LOG_SUCCESS
+
+    quiet_routine_task_lines()
+    quiet_routine_task_lines()  # idempotent: one filter, not two
+    trace_logger = logging.getLogger("celery.app.trace")
+    assert len(trace_logger.filters) == 1
+
+    def passes(template: str) -> bool:
+        record = trace_logger.makeRecord(trace_logger.name, logging.INFO, "", 0, template, (), None)
+        return all(f.filter(record) for f in trace_logger.filters)  # type: ignore[union-attr]
+
+    root = logging.getLogger()
+    level = root.level
+    try:
+        root.setLevel(logging.INFO)
+        assert not passes(LOG_SUCCESS)
+        assert passes(LOG_FAILURE)
+        root.setLevel(logging.DEBUG)
+        assert passes(LOG_SUCCESS)
+    finally:
+        root.setLevel(level)

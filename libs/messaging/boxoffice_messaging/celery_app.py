@@ -43,8 +43,9 @@ def create_celery_app(name: str, settings: Settings) -> Celery:
         ),
         task_queues=[Queue(QUEUE_EMAIL), Queue(QUEUE_SMS), Queue(QUEUE_REAPER)],
         task_create_missing_queues=False,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # For Flower only (task metrics and status come from signals): off unless asked for.
+        worker_send_task_events=settings.celery_task_events,
+        task_send_sent_event=settings.celery_task_events,
         worker_hijack_root_logger=False,
         # Undecodable messages and unknown task names are dead-lettered, not acked and lost.
         worker_consumer="boxoffice_messaging.consumer:DeadLetteringConsumer",

@@ -112,7 +112,8 @@ Press Ctrl-C to stop everything.
         ],
     }
     if flower:
-        # Flower reads the task events the workers send (worker_send_task_events is on).
+        # Flower reads the task events the workers send: turn them on for every process.
+        env["BOXOFFICE_CELERY_TASK_EVENTS"] = "true"
         flower_port = env.get("BOXOFFICE_FLOWER_PORT", "5555")
         processes["flower"] = [
             python,
