@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from boxoffice_db.models import TaskRecord, TaskStatus
 from boxoffice_messaging import status_writer
 from boxoffice_messaging.status_writer import StatusChange, StatusWriter, write_changes
 
+from tests.support.processes import wait_until
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -134,3 +136,36 @@ def test_the_module_writer_flushes_on_request(stack: Stack) -> None:
     record = row(task_id)
     assert record is not None
     assert record.status is TaskStatus.REVOKED
+
+
+def test_a_short_tasks_start_and_finish_share_one_write(stack: Stack) -> None:
+    """The writer waits a moment after the first change for others: a task of a few
+    milliseconds (most notifications) is one row write, not two transactions."""
+    batches: list[list[StatusChange]] = []
+
+    def recording(changes: list[StatusChange]) -> None:
+        batches.append(changes)
+        write_changes(changes)
+
+    writer = StatusWriter(write=recording)
+    task_id, begin = str(uuid.uuid4()), datetime.now(UTC)
+    writer.submit(started(task_id, begin))
+    time.sleep(status_writer.LINGER_SECONDS / 5)  # the task runs
+    writer.submit(succeeded(task_id, begin + timedelta(seconds=1)))
+    wait_until(lambda: bool(batches), 10, "the write")
+    assert writer.flush(timeout=10)
+    assert [len(batch) for batch in batches] == [1]
+    record = row(task_id)
+    assert record is not None
+    assert record.status is TaskStatus.SUCCESS
+    assert record.runtime_seconds == pytest.approx(1.0)
+
+
+def test_flush_does_not_wait_out_the_linger(stack: Stack) -> None:
+    writer = StatusWriter(linger=60.0)
+    task_id = str(uuid.uuid4())
+    writer.submit(succeeded(task_id, datetime.now(UTC)))
+    started_at = time.monotonic()
+    assert writer.flush(timeout=30)
+    assert time.monotonic() - started_at < 30
+    assert row(task_id) is not None

@@ -93,3 +93,24 @@ def test_a_worker_survives_redis_restarts_with_messages_in_hand(stack: Stack) ->
         worker.stop()
         producer.close()
         redis.stop()
+
+
+def test_a_channel_keeps_one_redis_client_per_connection_pool(stack: Stack) -> None:
+    """kombu built a redis.Redis for each message taken, acknowledged or published; the
+    channel now keeps one per pool, and a new pool (a reconnect) gets a new client."""
+    from boxoffice_messaging import kombu_fixes
+    from kombu import Connection
+
+    kombu_fixes.install()
+    with Connection(stack.redis_url) as connection:
+        channel = connection.default_channel
+        first = channel._create_client()
+        assert channel._create_client() is first
+        with channel.conn_or_acquire() as client:
+            assert client is first
+            assert client.ping()
+        channel._pool = None  # as kombu's close does before a reconnect
+        second = channel._create_client()
+        assert second is not first
+        assert second.connection_pool is channel.pool
+        assert channel._create_client(asynchronous=True) is not second

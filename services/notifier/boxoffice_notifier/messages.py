@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from email import encoders
 from email.charset import QP, Charset
 from email.message import Message
@@ -92,12 +93,14 @@ def render_email(
     sent again because a worker died between the server's acceptance and its record of it is
     the same message, which receiving servers and mail clients show once (RFC 5322 3.6.4).
     """
-    body = MIMEMultipart("alternative", policy=POLICY)
-    body.attach(_text_part(_render(f"email/{kind}.txt.j2", context), "plain"))
-    body.attach(_text_part(_render(f"email/{kind}.html.j2", context), "html"))
+    texts = (_render(f"email/{kind}.txt.j2", context), _render(f"email/{kind}.html.j2", context))
+    boundary = _boundary(texts)
+    body = MIMEMultipart("alternative", boundary + "a", policy=POLICY)
+    body.attach(_text_part(texts[0], "plain"))
+    body.attach(_text_part(texts[1], "html"))
     message = body
     if attachments:
-        message = MIMEMultipart("mixed", policy=POLICY)
+        message = MIMEMultipart("mixed", boundary + "m", policy=POLICY)
         del body["MIME-Version"]
         message.attach(body)
         for attachment in attachments:
@@ -114,6 +117,20 @@ def render_email(
     for name, value in (headers or {}).items():
         message[name] = _header(value)
     return message
+
+
+def _boundary(texts: tuple[str, ...]) -> str:
+    """A MIME boundary found in none of the parts, chosen here rather than by the generator.
+
+    The generator's own check compiles a regular expression for each random boundary and runs
+    it over the whole flattened message: a tenth of the notifier's CPU per email. The random
+    token is 96 bits; `=_` never appears in base64 or quoted-printable text, and the plain
+    parts are checked for the token before it is used.
+    """
+    while True:
+        token = secrets.token_hex(12)
+        if not any(token in text for text in texts):
+            return f"=_{token}"
 
 
 def message_id(event_id: str, kind: str) -> str:

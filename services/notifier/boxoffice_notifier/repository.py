@@ -143,7 +143,8 @@ _DETAILS = (
 
 def booking_details_row(session: Session, booking_id: uuid.UUID) -> tuple[Any, ...] | None:
     """The booking with its showtime, screen, venue and seat labels, as one row."""
-    row = session.execute(_DETAILS, {"booking_id": booking_id}).one_or_none()
+    # Core on the session's connection: plain columns, nothing for the ORM to do.
+    row = session.connection().execute(_DETAILS, {"booking_id": booking_id}).one_or_none()
     return None if row is None else tuple(row)
 
 
