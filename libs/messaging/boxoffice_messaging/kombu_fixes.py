@@ -14,10 +14,12 @@ one of those paths already handles. It also keeps one synchronous Redis client p
 and connection pool: kombu built a new `redis.Redis` (about 50 µs: its response-callback
 table) for every message a worker took, acknowledged or published. The client holds no
 connection of its own (each command takes one from the pool), so sharing it changes nothing
-else; a new pool (after a reconnect) gets a new client. Nothing is lost: a message whose ack failed stays in
-kombu's unacknowledged set and comes back after the visibility timeout; every task is
-idempotent. `tests/integration/test_worker_broker_restart.py` restarts Redis under a busy
-reaper (without this, it stops at the first or second restart).
+else; a new pool (after a reconnect) gets a new client.
+
+Nothing is lost: a message whose ack failed stays in kombu's unacknowledged set and comes back
+after the visibility timeout; every task is idempotent.
+`tests/integration/test_worker_broker_restart.py` restarts Redis under a busy reaper (without
+this, it stops at the first or second restart).
 """
 
 from __future__ import annotations
