@@ -41,8 +41,8 @@ def counting(sends: list[int]) -> Send:
 def test_a_redelivered_event_sends_nothing_twice(stack: Stack) -> None:
     delivery = key()
     sends: list[int] = []
-    assert deliver(delivery, lambda _: counting(sends)) is Outcome.SENT
-    assert deliver(delivery, lambda _: counting(sends)) is Outcome.ALREADY_DONE
+    assert deliver(delivery, lambda *_: counting(sends)) is Outcome.SENT
+    assert deliver(delivery, lambda *_: counting(sends)) is Outcome.ALREADY_DONE
     assert sends == [1]
     assert delivery_status(delivery.event_id) == "sent"
 
@@ -54,7 +54,7 @@ def test_concurrent_deliveries_of_one_event_send_once(stack: Stack) -> None:
 
     def run() -> None:
         barrier.wait()
-        deliver(delivery, lambda _: counting(sends))
+        deliver(delivery, lambda *_: counting(sends))
 
     threads = [threading.Thread(target=run) for _ in range(6)]
     for thread in threads:
@@ -69,7 +69,7 @@ def test_a_send_whose_record_was_lost_is_not_repeated(stack: Stack) -> None:
     delivery = key()
     default_marks().mark(delivery.event_id, "email")
     sends: list[int] = []
-    assert deliver(delivery, lambda _: counting(sends)) is Outcome.ALREADY_DONE
+    assert deliver(delivery, lambda *_: counting(sends)) is Outcome.ALREADY_DONE
     assert sends == []
     assert delivery_status(delivery.event_id) == "sent", "the lost record is written now"
 
@@ -86,7 +86,7 @@ def test_a_send_accepted_as_its_database_connection_dies_is_recorded_and_not_rep
     delivery = key()
     sends: list[int] = []
 
-    def plan(session: Session) -> Send:
+    def plan(session: Session, booking: object) -> Send:
         backend = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
 
         def send_then_lose_the_connection() -> str:
@@ -99,7 +99,7 @@ def test_a_send_accepted_as_its_database_connection_dies_is_recorded_and_not_rep
 
     assert deliver(delivery, plan, marks=lost_marks) is Outcome.SENT
     assert delivery_status(delivery.event_id) == "sent"
-    assert deliver(delivery, lambda _: counting(sends), marks=lost_marks) is Outcome.ALREADY_DONE
+    assert deliver(delivery, lambda *_: counting(sends), marks=lost_marks) is Outcome.ALREADY_DONE
     assert sends == [1]
     with session_scope() as session:
         row = session.get(Delivery, (delivery.event_id, "email"))
@@ -114,11 +114,11 @@ def test_a_failed_send_is_neither_marked_nor_recorded_as_sent(stack: Stack) -> N
         raise TransientDeliveryError("smtp down")
 
     with pytest.raises(TransientDeliveryError):
-        deliver(delivery, lambda _: refuse)
+        deliver(delivery, lambda *_: refuse)
     assert not default_marks().is_marked(delivery.event_id, "email")
     assert delivery_status(delivery.event_id) == "retrying"
     sends: list[int] = []
-    assert deliver(delivery, lambda _: counting(sends)) is Outcome.SENT
+    assert deliver(delivery, lambda *_: counting(sends)) is Outcome.SENT
     assert sends == [1]
 
 
@@ -128,6 +128,6 @@ def test_without_redis_the_delivery_row_alone_decides(stack: Stack) -> None:
     )
     delivery = key()
     sends: list[int] = []
-    assert deliver(delivery, lambda _: counting(sends), marks=unreachable) is Outcome.SENT
-    assert deliver(delivery, lambda _: counting(sends), marks=unreachable) is Outcome.ALREADY_DONE
+    assert deliver(delivery, lambda *_: counting(sends), marks=unreachable) is Outcome.SENT
+    assert deliver(delivery, lambda *_: counting(sends), marks=unreachable) is Outcome.ALREADY_DONE
     assert sends == [1]

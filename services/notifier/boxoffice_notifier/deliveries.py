@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from boxoffice_db.engine import session_scope
 from boxoffice_messaging.inbox import SentMarks, default_marks
@@ -43,7 +44,9 @@ class Skip:
 Send = Callable[[], str | None]
 # Decides, inside the transaction that holds the delivery row, what to do: read what the
 # message needs and return the send to run, or a Skip saying why there is nothing to send.
-Plan = Callable[[Session], Send | Skip]
+# It gets the row of the key's booking details, read with the claim
+# (repository.lock_delivery_with_booking), or None (no booking on the key, or no such booking).
+Plan = Callable[[Session, tuple[Any, ...] | None], Send | Skip]
 
 FINAL = {"sent", "failed", "skipped"}
 # How long a worker keeps trying to record a send the provider accepted (PostgreSQL down).
@@ -64,7 +67,8 @@ def deliver(key: DeliveryKey, plan: Plan, *, marks: SentMarks | None = None) -> 
     and the "sent" mark sends again on redelivery (at least once); an email sent again is the
     same message, with the same Message-ID.
     `plan` runs in that transaction (so what it reads costs no transaction of its own), and not
-    at all for a delivery already done. `marks` defaults to the broker's Redis.
+    at all for a delivery already done; the booking's details come with the claim. `marks`
+    defaults to the broker's Redis.
     """
     # A "sent" mark in Redis, written the instant the provider accepts, covers a worker
     # killed (or PostgreSQL restarting) before this transaction commits.
@@ -72,9 +76,10 @@ def deliver(key: DeliveryKey, plan: Plan, *, marks: SentMarks | None = None) -> 
     accepted: Accepted | None = None
     try:
         with session_scope() as session:
-            if repository.lock_delivery(session, key) in FINAL:
+            status, booking = repository.lock_delivery_with_booking(session, key)
+            if status in FINAL:
                 return Outcome.ALREADY_DONE
-            action = plan(session)
+            action = plan(session, booking)
             if isinstance(action, Skip):
                 repository.set_delivery(session, key, status="skipped", error=action.reason)
                 return Outcome.SKIPPED

@@ -5,11 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
-
-from sqlalchemy.orm import Session
-
-from boxoffice_notifier import repository
 
 
 @dataclass(frozen=True)
@@ -54,11 +51,8 @@ def format_amount(minor: int, currency: str) -> str:
     return f"{sign}{currency} {minor // 100:,}.{minor % 100:02d}"
 
 
-def load_booking_details(session: Session, booking_id: uuid.UUID) -> BookingDetails | None:
-    """The booking with its showtime, screen and venue, or None if there is no such booking."""
-    row = repository.booking_details_row(session, booking_id)
-    if row is None:
-        return None
+def booking_details(row: tuple[Any, ...]) -> BookingDetails:
+    """The details from the booking row `repository.lock_delivery_with_booking` read."""
     (
         id_,
         reference,

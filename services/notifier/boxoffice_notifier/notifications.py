@@ -15,7 +15,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.orm import Session
 
 from boxoffice_notifier.deliveries import DeliveryKey, Outcome, Send, Skip, deliver
-from boxoffice_notifier.details import BookingDetails, format_amount, load_booking_details
+from boxoffice_notifier.details import BookingDetails, booking_details, format_amount
 from boxoffice_notifier.messages import render_booking_email, render_sms
 from boxoffice_notifier.providers import get_providers
 
@@ -75,9 +75,9 @@ def notify(envelope: Envelope, channel: str) -> Outcome:
     key = delivery_key(envelope, channel)
     booking_id = uuid.UUID(envelope.aggregate_id)
 
-    def plan(session: Session) -> Send | Skip:
-        # In the delivery's own transaction: one round trip for the booking's details.
-        details = load_booking_details(session, booking_id)
+    def plan(session: Session, booking: tuple[Any, ...] | None) -> Send | Skip:
+        # In the delivery's own transaction: the booking's details came with the claim.
+        details = None if booking is None else booking_details(booking)
         if details is None:
             raise MalformedMessage(f"event {envelope.event_id} names an unknown booking")
         reason = _not_applicable(kind, channel, details)

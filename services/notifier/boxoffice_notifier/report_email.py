@@ -39,6 +39,6 @@ def email_report(day: date, parts: list[dict[str, Any]]) -> Outcome:
         providers.smtp_limit.acquire()
         providers.smtp.send(message)
 
-    outcome = deliver(key, lambda _session: send)
+    outcome = deliver(key, lambda _session, _booking: send)
     log.info("daily report %s", outcome.value, extra={"day": day.isoformat()})
     return outcome
