@@ -191,6 +191,33 @@ def test_poisoned_messages_are_dead_lettered_and_the_worker_keeps_consuming(
     worker.notifier.assert_running()
 
 
+def test_an_event_about_a_booking_that_does_not_exist_is_dead_lettered(worker: Worker) -> None:
+    """The booking's details come with the delivery's claim (one statement): a well-formed
+    event naming no booking finds none there, and is dead-lettered as malformed, not retried,
+    with its delivery recorded as failed."""
+    booking = uuid.uuid4()
+    envelope = build_envelope(
+        "booking.confirmed",
+        booking,
+        events_pb2.BookingConfirmed(
+            booking_id=str(booking), seats=["Ø1"], total_minor=100, currency="EUR"
+        ),
+    )
+    task_id = worker.celery.send_task(
+        TASK_SEND_BOOKING_CONFIRMATION, args=[to_json(envelope)], queue=QUEUE_EMAIL
+    ).id
+    wait_until(lambda: dead_letter(task_id) is not None, 60, "the dead letter")
+    letter = dead_letter(task_id)
+    assert letter is not None
+    assert letter.error_type == "MalformedMessage"
+    assert "names an unknown booking" in letter.reason
+    assert letter.attempts == 1
+    with session_scope() as session:
+        delivery = session.get(Delivery, (uuid.UUID(envelope.event_id), "email"))
+        assert delivery is not None
+        assert delivery.status == "failed"
+
+
 def test_unknown_tasks_and_undecodable_messages_are_dead_lettered(worker: Worker) -> None:
     """Celery itself acks these silently; the notifier's consumer dead-letters them first."""
     unknown = worker.celery.send_task(
