@@ -21,7 +21,7 @@ from boxoffice_db.models import (
     Showtime,
 )
 from boxoffice_db.models import Refund as RefundRow
-from sqlalchemy import ColumnElement, Select, and_, exists, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.sql import func
@@ -33,14 +33,18 @@ PAYMENT_IN_PROGRESS = ("pending", "authorized")
 # --- bookings ------------------------------------------------------------------------------
 
 
+# The hot paths' statements are built once, with bound parameters: building one per call (and
+# its cache key) cost more CPU than running it. Plain reads and writes go to the session's
+# connection as Core; those that load ORM objects go through the session.
+_BOOKING = select(Booking).where(Booking.id == bindparam("booking_id"))
+_LOCKED_BOOKING = _BOOKING.options(joinedload(Booking.seats)).with_for_update(of=Booking)
+_BOOKING_WITH_SEATS = _BOOKING.options(selectinload(Booking.seats))
+
+
 def find_booking(session: Session, booking_id: uuid.UUID, *, lock: bool = False) -> Booking | None:
     """A booking with its seats; `lock` locks the booking row (one query, seats joined)."""
-    stmt = select(Booking).where(Booking.id == booking_id)
-    if lock:
-        stmt = stmt.options(joinedload(Booking.seats)).with_for_update(of=Booking)
-    else:
-        stmt = stmt.options(selectinload(Booking.seats))
-    return session.scalars(stmt).unique().one_or_none()
+    stmt = _LOCKED_BOOKING if lock else _BOOKING_WITH_SEATS
+    return session.scalars(stmt, {"booking_id": booking_id}).unique().one_or_none()
 
 
 def bookings_query(
@@ -62,24 +66,36 @@ def bookings_query(
     return stmt
 
 
+_OWNER = select(Booking.owner_id).where(Booking.id == bindparam("booking_id"))
+
+
 def booking_owner(session: Session, booking_id: uuid.UUID) -> uuid.UUID | None:
     """The client that owns the booking, or None if there is no such booking."""
-    return session.scalar(select(Booking.owner_id).where(Booking.id == booking_id))
+    owner: uuid.UUID | None = (
+        session.connection().execute(_OWNER, {"booking_id": booking_id}).scalar_one_or_none()
+    )
+    return owner
 
 
 def booking_exists(session: Session, booking_id: uuid.UUID) -> bool:
     return session.scalar(select(exists().where(Booking.id == booking_id))) is True
 
 
+_CONFIRM = (
+    update(Booking)
+    .where(Booking.id == bindparam("booking_id"))
+    .values(status=BookingStatus.CONFIRMED, confirmed_at=func.now())
+    .returning(Booking.confirmed_at)
+)
+
+
 def confirm_booking(session: Session, booking_id: uuid.UUID) -> datetime | None:
-    """Mark CONFIRMED now by the database's clock, written and read back in one statement."""
-    return session.execute(
-        update(Booking)
-        .where(Booking.id == booking_id)
-        .values(status=BookingStatus.CONFIRMED, confirmed_at=func.now())
-        .returning(Booking.confirmed_at)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
+    """Mark CONFIRMED now by the database's clock, written and read back in one statement
+    (on the connection: the caller sets the loaded booking's own attributes)."""
+    confirmed: datetime | None = (
+        session.connection().execute(_CONFIRM, {"booking_id": booking_id}).scalar_one()
+    )
+    return confirmed
 
 
 def showtime_starts_at(session: Session, showtime_id: uuid.UUID) -> datetime:
@@ -89,13 +105,16 @@ def showtime_starts_at(session: Session, showtime_id: uuid.UUID) -> datetime:
 # --- payments ------------------------------------------------------------------------------
 
 
+_PAYMENT_IN_PROGRESS = select(Payment).where(
+    Payment.booking_id == bindparam("booking_id"),
+    Payment.provider == bindparam("provider"),
+    Payment.status.in_(PAYMENT_IN_PROGRESS),
+)
+
+
 def payment_in_progress(session: Session, booking_id: uuid.UUID, provider: str) -> Payment | None:
     return session.scalars(
-        select(Payment).where(
-            Payment.booking_id == booking_id,
-            Payment.provider == provider,
-            Payment.status.in_(PAYMENT_IN_PROGRESS),
-        )
+        _PAYMENT_IN_PROGRESS, {"booking_id": booking_id, "provider": provider}
     ).first()
 
 
@@ -231,23 +250,48 @@ def record_movement(
     reason: str | None = None,
 ) -> bool:
     """Record a money movement once; False if the provider's id for it was recorded before."""
-    first = session.execute(
-        insert(LedgerEntry)
-        .values(
-            booking_id=payment.booking_id,
-            payment_id=payment.id,
-            provider=payment.provider,
-            kind=kind.value,
-            provider_ref=provider_ref[:200],
-            provider_payment_id=provider_payment_id,
-            amount_minor=amount_minor,
-            currency=currency,
-            reason=reason,
+    first = (
+        session.connection()
+        .execute(
+            _RECORD_MOVEMENT,
+            {
+                "booking_id": payment.booking_id,
+                "payment_id": payment.id,
+                "provider": payment.provider,
+                "kind": kind.value,
+                "provider_ref": provider_ref[:200],
+                "provider_payment_id": provider_payment_id,
+                "amount_minor": amount_minor,
+                "currency": currency,
+                "reason": reason,
+            },
         )
-        .on_conflict_do_nothing(constraint="uq_payment_ledger_movement")
-        .returning(LedgerEntry.id)
-    ).first()
+        .first()
+    )
     return first is not None
+
+
+_RECORD_MOVEMENT = (
+    insert(LedgerEntry)
+    .values(
+        {
+            column: bindparam(column)
+            for column in (
+                "booking_id",
+                "payment_id",
+                "provider",
+                "kind",
+                "provider_ref",
+                "provider_payment_id",
+                "amount_minor",
+                "currency",
+                "reason",
+            )
+        }
+    )
+    .on_conflict_do_nothing(constraint="uq_payment_ledger_movement")
+    .returning(LedgerEntry.id)
+)
 
 
 def movement_recorded(session: Session, provider: str, kind: LedgerKind, provider_ref: str) -> bool:
