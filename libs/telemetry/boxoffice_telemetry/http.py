@@ -12,14 +12,13 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from opentelemetry import context, propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from boxoffice_telemetry.asgi import HttpMiddleware
 from boxoffice_telemetry.logs import request_route
-from boxoffice_telemetry.tracing import spans_recorded, tracer, tracing_enabled
+from boxoffice_telemetry.tracing import tracing_enabled
 
 UNMATCHED = "none"
 # Seconds: the API's SLO is about 300 ms; buckets resolve around it.
@@ -104,9 +103,7 @@ def instrument_fastapi(app: FastAPI) -> None:
     it there.
     """
     app.add_middleware(HttpMetricsMiddleware)
-    if tracing_enabled() and not spans_recorded():
-        app.add_middleware(SpanContextMiddleware)
-    elif tracing_enabled():
+    if tracing_enabled():
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
         from opentelemetry.util.http import parse_excluded_urls
 
@@ -116,40 +113,3 @@ def instrument_fastapi(app: FastAPI) -> None:
             default_span_details=_span_details,
             exclude_spans=["receive", "send"],
         )
-
-
-# The W3C headers a caller's trace arrives in.
-_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
-
-
-class SpanContextMiddleware:
-    """The request's span when this process records none (no exporter, no traces file).
-
-    The span is not recorded, but its trace and span ids are real: log lines carry them, the
-    request id middleware puts the trace id in problem bodies, and events the request stages
-    propagate it; a caller's `traceparent` is continued. What the ASGI instrumentation adds
-    (attributes, its own metrics, a wrapper around every `send`) would be thrown away, and was
-    a sixth of a turned-away hold's CPU in `make bench`'s hot seats. With an exporter, the
-    instrumentation runs instead.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in NOT_INSTRUMENTED:
-            await self.app(scope, receive, send)
-            return
-        carrier = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in scope["headers"]
-            if name in _TRACE_HEADERS
-        }
-        parent = propagate.extract(carrier) if carrier else None
-        span = tracer().start_span(str(scope["method"]), context=parent, kind=SpanKind.SERVER)
-        token = context.attach(trace.set_span_in_context(span, parent))
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            context.detach(token)
-            span.end()
