@@ -139,3 +139,35 @@ def test_every_service_accepts_the_bench_settings(
     settings = Settings()
     assert settings.env == "production"
     assert settings.test_payments_enabled
+
+
+def test_cpu_of_a_process_tree_keeps_what_its_exited_children_used() -> None:
+    """A PostgreSQL backend that ends mid-measurement (its client closed the connection) must
+    not take its CPU out of the server's total: one run measured negative CPU per payment."""
+    import subprocess
+    import sys
+
+    from bench.footprint import cpu_seconds
+
+    burn = "import time\nwhile time.process_time() < 0.5: pass"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "time.sleep(1)\n"
+            f"subprocess.run([sys.executable, '-c', {burn!r}])\n"
+            "print('reaped', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        before = cpu_seconds(parent.pid)
+        assert parent.stdout is not None
+        assert parent.stdout.readline().strip() == "reaped"
+        assert cpu_seconds(parent.pid) - before >= 0.4
+    finally:
+        parent.kill()
+        parent.wait()

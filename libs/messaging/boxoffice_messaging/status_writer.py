@@ -7,8 +7,8 @@ The thread takes whatever has accumulated, merges the changes of each task (a ST
 SUCCESS that meet become one row write) and upserts the lot in one transaction. Changes
 arriving within `LINGER_SECONDS` of the first share its write: a task of a few milliseconds
 then has its STARTED and SUCCESS in one row write instead of two transactions, and under load
-many tasks share a round trip (half the writer's CPU per email in `make bench`). A status row
-is thus up to that much behind the task; `flush()` writes at once.
+many tasks share a round trip. A status row is thus up to that much behind the task;
+`flush()` writes at once.
 
 Changes of one task are applied in the order they were made (one thread, batches in order).
 Writes stay best effort, as before: a batch that fails is retried a couple of times and then

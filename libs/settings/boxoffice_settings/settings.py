@@ -164,8 +164,8 @@ class Settings(BaseSettings):
     worker_liveness_file: str = ""
     worker_liveness_interval_seconds: float = Field(default=5.0, gt=0)
     # Celery task events (task-sent, -received, -started, -succeeded...) are for Flower; off,
-    # a worker spares a Redis publish per task state (about 8 % of the notifier's CPU per
-    # email). The chart turns them on with Flower; `make run FLOWER=1` too.
+    # a worker spares a Redis publish per task state (8 % of the notifier's CPU samples in a
+    # profile under `make bench`). The chart turns them on with Flower; `make run FLOWER=1` too.
     celery_task_events: bool = False
 
     # Email
