@@ -20,26 +20,28 @@ QUEUE = "probe"
 
 
 def create_app() -> Celery:
+    # Tasks of this app only (shared=False): tests make it more than once in one process, and
+    # a shared task would be registered again with every Celery app made after it.
     app = create_celery_app("outcome-probe", get_settings())
     app.conf.task_queues = [*app.conf.task_queues, Queue(QUEUE)]
 
-    @app.task(name="probe.ok")
+    @app.task(name="probe.ok", shared=False)
     def ok() -> int:
         return 1
 
-    @app.task(name="probe.fail")
+    @app.task(name="probe.fail", shared=False)
     def fail() -> None:
         raise ValueError("probe failure")
 
-    @app.task(name="probe.ignore")
+    @app.task(name="probe.ignore", shared=False)
     def ignore() -> None:
         raise Ignore()
 
-    @app.task(name="probe.reject")
+    @app.task(name="probe.reject", shared=False)
     def reject() -> None:
         raise Reject("probe rejection", requeue=False)
 
-    @app.task(name="probe.retry", bind=True, max_retries=1)
+    @app.task(name="probe.retry", bind=True, max_retries=1, shared=False)
     def retry(self: Task[Any, Any]) -> int:
         if self.request.retries == 0:
             raise self.retry(countdown=0)
