@@ -237,3 +237,35 @@ def test_a_retry_takes_over_the_reservation_its_dead_first_attempt_left(
     # ...but the retry of the request itself goes on, and wins.
     retry = hold(client, showtime_id, ["C5"], key, "çava@example.com")
     assert retry.status_code == 201, retry.text
+
+
+def pool_requests(client: TestClient) -> int:
+    """Connections handed out by the API's asyncio pool so far."""
+    return int(client.app.state.runtime.pool.get_stats()["requests_num"])  # type: ignore[attr-defined]
+
+
+def test_a_hold_takes_one_pooled_connection_for_its_claim_statement_and_answer(
+    client: TestClient, redis: Redis
+) -> None:
+    """The Idempotency-Key claim lends its connection to the hold and stores the answer on
+    it: one checkout (and one liveness check) per hold instead of three (issue 18)."""
+    showtime_id = make_catalog(client)["showtime"]["id"]
+    run = uuid.uuid4().hex[:8]
+    before = pool_requests(client)
+    won = hold(client, showtime_id, ["B1", "B2"], f"{run}-won", "chloé@exämple.com")
+    assert won.status_code == 201, won.text
+    assert pool_requests(client) == before + 1
+    # The stored answer was written on that connection: a retry is replayed.
+    replay = hold(client, showtime_id, ["B1", "B2"], f"{run}-won", "chloé@exämple.com")
+    assert replay.status_code == 201
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == won.json()
+    # A hold PostgreSQL refuses (the cache cannot say) releases its key on the same connection.
+    states, ready, _ = SeatCache._keys(uuid.UUID(showtime_id))
+    redis.delete(ready, states)
+    before = pool_requests(client)
+    lost = hold(client, showtime_id, ["B2", "B3"], f"{run}-lost", "zoë@exämple.com")
+    assert lost.status_code == 409
+    assert lost.json()["seats"] == ["B2"]
+    assert pool_requests(client) == before + 1
+    assert claimed_keys([f"{run}-lost"]) == set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable
@@ -12,7 +13,7 @@ from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
-from boxoffice_db.aio import make_async_pool
+from boxoffice_db.aio import AsyncConn, make_async_pool
 from boxoffice_db.engine import get_sessionmaker
 from boxoffice_messaging.redis_client import async_redis_from_settings, redis_from_settings
 from boxoffice_settings import Settings, get_settings
@@ -22,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy.orm import Session
+from starlette.types import Scope
 
 from boxoffice_booking.seat_cache import AsyncSeatCache, SeatCache
 
@@ -133,6 +135,23 @@ class AsyncRuntime:
     async def close(self) -> None:
         await self.pool.close()
         await self.redis.aclose()
+
+
+# A request's one pooled connection, from its Idempotency-Key claim to its stored answer, lent
+# to a handler on the event loop (the hold): one checkout, and one liveness check, instead of
+# three. A middleware that wants it lent sets BORROWS_CONNECTION (boxoffice_booking.hold_guard).
+BORROWS_CONNECTION = "boxoffice.borrows_connection"
+LENT_CONNECTION = "boxoffice.lent_connection"
+
+
+def connection_for(
+    scope: Scope, pool: AsyncConnectionPool
+) -> contextlib.AbstractAsyncContextManager[AsyncConn]:
+    """The connection lent to this request, or a pooled one of its own."""
+    lent: AsyncConn | None = scope.get(LENT_CONNECTION)
+    if lent is not None:
+        return contextlib.nullcontext(lent)
+    return pool.connection()
 
 
 def runtime_of(app: Any) -> AsyncRuntime:

@@ -41,7 +41,7 @@ from boxoffice_booking.auth import (
     rate_limit_window,
     rate_limited,
 )
-from boxoffice_booking.deps import runtime_of
+from boxoffice_booking.deps import BORROWS_CONNECTION, runtime_of
 from boxoffice_booking.idempotency import HEADER, valid_key
 from boxoffice_booking.idempotency_repository import has_live_record
 from boxoffice_booking.limits import read_body
@@ -78,6 +78,9 @@ class HoldGuardMiddleware:
         ):
             await self.app(scope, receive, send)
             return
+        # The handler runs on the event loop: the Idempotency-Key claim's connection serves
+        # the hold and the stored answer too.
+        scope[BORROWS_CONNECTION] = True
         headers = Headers(scope=scope)
         key = headers.get(HEADER)
         if not headers.get("content-type", "").startswith("application/json") or (

@@ -13,15 +13,18 @@ only with a valid key and a body within its route's cap. The SQL is in `idempote
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
+from boxoffice_db.aio import AsyncConn
 from boxoffice_settings import get_settings
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice_booking.auth import PRINCIPAL, Principal
-from boxoffice_booking.deps import runtime_of
+from boxoffice_booking.deps import BORROWS_CONNECTION, LENT_CONNECTION, runtime_of
 from boxoffice_booking.idempotency_repository import (
     STALE_CLAIM,
     Claim,
@@ -38,6 +41,7 @@ __all__ = ["STALE_CLAIM", "Claim", "ClaimResult", "IdempotencyMiddleware", "clai
 HEADER = "idempotency-key"
 NOT_STORED = frozenset({401, 403, 409, 413, 429})
 REPLAYED_HEADERS = ("content-type", "location", "retry-after")
+IDLE = TransactionStatus.IDLE
 
 
 def valid_key(key: str) -> bool:
@@ -101,6 +105,11 @@ class IdempotencyMiddleware:
         pool = runtime_of(scope["app"]).pool
         async with pool.connection() as conn:
             result = await claim_key(conn, owner, key, scope["method"], path, request_hash, ttl)
+            if result.claim is Claim.CLAIMED and scope.get(BORROWS_CONNECTION):
+                # One connection from the claim to the stored answer (see deps.LENT_CONNECTION).
+                scope[LENT_CONNECTION] = conn
+                await self._answer_and_store(scope, body, send, pool, owner, key, conn)
+                return
         if result.claim is Claim.MISMATCH:
             detail = "This Idempotency-Key was used with another request; use a new key."
             await send_problem(send, IdempotencyKeyReused(detail), scope)
@@ -124,7 +133,13 @@ class IdempotencyMiddleware:
         pool: AsyncConnectionPool,
         owner: str,
         key: str,
+        lent: AsyncConn | None = None,
     ) -> None:
+        """Run the request and store its answer (or release the key) before it is sent.
+
+        With `lent`, the claim's connection that the handler may use too: it stores the
+        answer if the handler left it idle, otherwise the pool gives another.
+        """
         delivered = False
 
         async def replay_body() -> Message:
@@ -155,16 +170,27 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_body, capture)
         except BaseException:
-            async with pool.connection() as conn:
+            async with _idle_or_pooled(lent, pool) as conn:
                 await release_claim(conn, owner, key)
             raise
-        async with pool.connection() as conn:
+        finally:
+            scope.pop(LENT_CONNECTION, None)
+        async with _idle_or_pooled(lent, pool) as conn:
             if stored(status):
                 await store_answer(conn, owner, key, status, response_headers, b"".join(chunks))
             else:
                 await release_claim(conn, owner, key)
         for message in messages:
             await send(message)
+
+
+def _idle_or_pooled(
+    conn: AsyncConn | None, pool: AsyncConnectionPool
+) -> contextlib.AbstractAsyncContextManager[AsyncConn]:
+    """`conn` if it is between statements and unbroken, else a connection from the pool."""
+    if conn is not None and not conn.broken and conn.info.transaction_status == IDLE:
+        return contextlib.nullcontext(conn)
+    return pool.connection()
 
 
 async def _send_raw(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:

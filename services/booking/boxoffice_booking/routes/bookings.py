@@ -22,7 +22,14 @@ from prometheus_client import Counter
 from pydantic import EmailStr
 
 from boxoffice_booking.auth import Principal, require_scope
-from boxoffice_booking.deps import RuntimeDep, SeatCacheDep, SessionDep, SessionRouter, SettingsDep
+from boxoffice_booking.deps import (
+    RuntimeDep,
+    SeatCacheDep,
+    SessionDep,
+    SessionRouter,
+    SettingsDep,
+    connection_for,
+)
 from boxoffice_booking.ownership import (
     active_holds_limit,
     check_actionable,
@@ -157,7 +164,8 @@ async def create_booking(
         # Turned away before touching PostgreSQL; a stale "free" is still checked there.
         HOLDS.labels("conflict_cached").inc()
         raise SeatsUnavailable(f"Seats already taken: {', '.join(taken)}.", seats=taken)
-    async with runtime.pool.connection() as conn:
+    # The Idempotency-Key claim's connection when it lends it (deps.LENT_CONNECTION).
+    async with connection_for(http_request.scope, runtime.pool) as conn:
         try:
             booking = await holds.hold_seats(conn, hold)
         except SeatsUnavailable:
