@@ -105,7 +105,8 @@ def test_a_database_outage_is_a_503_with_retry_after(
             interval=0.5,
         )
         # The hold's asyncio pool too: no connection the outage broke is handed out again
-        # (one used a moment ago is not pinged before use, one that sat idle is).
+        # (the cut closed each one, and a closed one is replaced at checkout, not pinged:
+        # boxoffice_db.liveness).
         for seat in ("A4", "A5", "A6"):
             held = client.post(
                 "/v1/bookings",

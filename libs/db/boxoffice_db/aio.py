@@ -17,6 +17,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import namedtuple_row
 from psycopg_pool import AsyncConnectionPool
 
+from boxoffice_db.liveness import check_async_connection
+
 # Rows are named tuples (see `_configure`): typed as Any, read by attribute.
 AsyncConn = AsyncConnection[Any]
 
@@ -66,7 +68,7 @@ def make_async_pool(
         kwargs=kwargs,
         configure=_configure,
         # A pooled connection that a database restart broke is replaced before it is used.
-        check=AsyncConnectionPool.check_connection,
+        check=check_async_connection,
         timeout=10,
         name=f"{application_name}-async",
         open=False,

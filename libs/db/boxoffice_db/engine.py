@@ -10,6 +10,8 @@ from boxoffice_settings import get_settings
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from boxoffice_db.liveness import check_on_checkout
+
 _AFTER_COMMIT = "boxoffice_after_commit"
 
 
@@ -35,14 +37,16 @@ def make_engine(
     connect_args: dict[str, object] = {"application_name": application_name, "connect_timeout": 5}
     if not prepared_statements:
         connect_args["prepare_threshold"] = None
-    return create_engine(
+    engine = create_engine(
         sqlalchemy_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args=connect_args,
     )
+    # Like pool_pre_ping, without a round trip unless the server closed the connection.
+    check_on_checkout(engine)
+    return engine
 
 
 @lru_cache(maxsize=1)
