@@ -186,7 +186,7 @@ def test_many_holds_of_one_client_at_once_never_pass_its_limit(stack: Stack, lim
         owner = ensure_client(session, f"Sœur Ñandú {uuid.uuid4().hex[:6]}")
     outcomes = asyncio.run(hold_at_once(owner, showtime, seats, limit, connections=20))
 
-    made = [o for o in outcomes if isinstance(o, Booking)]
+    made = [o for o in outcomes if isinstance(o, holds.Held)]
     refused = [o for o in outcomes if isinstance(o, ActiveHoldsLimit)]
     assert len(made) == limit, outcomes
     assert len(refused) == len(seats) - limit, outcomes
@@ -200,5 +200,5 @@ def test_with_no_limit_one_client_holds_as_much_as_it_asks(stack: Stack) -> None
     with session_scope() as session:
         owner = ensure_client(session, f"Großhändler {uuid.uuid4().hex[:6]}")
     outcomes = asyncio.run(hold_at_once(owner, showtime, seats, 0, connections=10))
-    assert all(isinstance(o, Booking) for o in outcomes), outcomes
+    assert all(isinstance(o, holds.Held) for o in outcomes), outcomes
     assert active_holds(owner) == len(seats)

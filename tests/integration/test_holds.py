@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from boxoffice_bookings import holds
 from boxoffice_bookings.cancellation import cancel_booking
 from boxoffice_bookings.errors import InvalidSeats, SeatsUnavailable
 from boxoffice_db.engine import session_scope
@@ -25,7 +26,7 @@ def showtime_id(stack: Stack) -> uuid.UUID:
     return make_showtime(rows=2, seats_per_row=5)
 
 
-def hold(showtime_id: uuid.UUID, seats: list[str], ttl: int = 600) -> Booking:
+def hold(showtime_id: uuid.UUID, seats: list[str], ttl: int = 600) -> holds.Held:
     return catalog.hold(showtime_id, seats, "a@example.com", ttl_seconds=ttl)
 
 

@@ -75,13 +75,13 @@ def hold(
     max_seats: int = 10,
     *,
     sms_opt_out: bool = False,
-) -> Booking:
+) -> holds.Held:
     """Hold seats the way the API does: `holds.hold_seats` on an autocommit asyncio connection."""
     request = holds.HoldRequest.checked(
         showtime_id, seats, email, phone, ttl_seconds, max_seats, sms_opt_out
     )
 
-    async def run() -> Booking:
+    async def run() -> holds.Held:
         url = libpq_url(get_settings().database_url)
         async with await AsyncConnection.connect(url, autocommit=True) as conn:
             conn.row_factory = namedtuple_row

@@ -6,10 +6,11 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from boxoffice_db.aio import AsyncConn
-from boxoffice_db.models import BOOTSTRAP_OWNER_ID, Booking, BookingSeat, BookingStatus, SeatState
+from boxoffice_db.models import BOOTSTRAP_OWNER_ID, BookingStatus, SeatState
 
 from boxoffice_bookings import seat_repository
 from boxoffice_bookings.errors import (
@@ -24,6 +25,40 @@ REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 def new_reference() -> str:
     return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSeat:
+    label: str
+    category: str
+    price_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """The PENDING booking a hold made, as HOLD_SQL wrote it.
+
+    A plain record rather than an ORM `Booking`: it is made for every hold and only answered
+    (building the ORM object and its seats cost more than the answer, issue 18). Its fields
+    are the `Booking` columns an answer shows.
+    """
+
+    id: uuid.UUID
+    reference: str
+    showtime_id: uuid.UUID
+    customer_email: str
+    customer_phone: str | None
+    sms_opt_out: bool
+    owner_id: uuid.UUID
+    total_minor: int
+    currency: str
+    expires_at: datetime
+    created_at: datetime
+    seats: list[HeldSeat]
+    status: BookingStatus = BookingStatus.PENDING
+    confirmed_at: datetime | None = None
+    expired_at: datetime | None = None
+    cancelled_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +121,7 @@ class HoldRequest:
             "ttl": self.ttl_seconds,
         }
 
-    def outcome(self, rows: Sequence[Any]) -> Booking | None:
+    def outcome(self, rows: Sequence[Any]) -> Held | None:
         """The booking HOLD_SQL made, or None if it refused (see `refusal`)."""
         made = rows[0] if rows and rows[0].expires_at is not None else None
         if made is None:
@@ -94,11 +129,10 @@ class HoldRequest:
         if made.held != len(self.labels) or made.priced != len(self.labels):
             # The locks make this impossible; never answer 201 for a partial hold.
             raise RuntimeError(f"hold of {self.labels} took {made.held}, priced {made.priced}")
-        booking = Booking(
+        return Held(
             id=self.booking_id,
             reference=self.reference,
             showtime_id=self.showtime_id,
-            status=BookingStatus.PENDING,
             customer_email=self.email,
             customer_phone=self.phone,
             sms_opt_out=self.sms_opt_out,
@@ -107,21 +141,8 @@ class HoldRequest:
             currency=made.currency,
             expires_at=made.expires_at,
             created_at=made.created_at,
-            confirmed_at=None,
-            expired_at=None,
-            cancelled_at=None,
-            anonymised_at=None,
+            seats=[HeldSeat(r.label, r.category, r.amount_minor) for r in rows],
         )
-        booking.seats = [
-            BookingSeat(
-                booking_id=self.booking_id,
-                label=r.label,
-                category=r.category,
-                price_minor=r.amount_minor,
-            )
-            for r in rows
-        ]
-        return booking
 
     def refusal(self, rows: Sequence[Any], showtime_exists: bool | None) -> Exception:
         """Why HOLD_SQL made no booking: the client's active holds at their limit, or taken,
@@ -152,11 +173,11 @@ class HoldRequest:
         return RuntimeError(f"hold of {self.labels} was refused for no known reason")
 
 
-async def hold_seats(conn: AsyncConn, request: HoldRequest) -> Booking:
+async def hold_seats(conn: AsyncConn, request: HoldRequest) -> Held:
     """Hold the seats for a new PENDING booking, or raise naming the seats someone else has.
 
-    `conn` is in autocommit mode: the one statement is the transaction. The returned booking
-    is not attached to any session; it carries what the hold wrote.
+    `conn` is in autocommit mode: the one statement is the transaction. The returned record
+    carries what the hold wrote.
     """
     rows = await seat_repository.run_hold(conn, request.params())
     booking = request.outcome(rows)

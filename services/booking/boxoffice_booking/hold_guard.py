@@ -50,6 +50,7 @@ from boxoffice_booking.routes.bookings import HOLDS, create_booking, hold_reques
 from boxoffice_booking.schemas import BookingCreate
 from boxoffice_booking.seat_cache import (
     HOLD_MARKED,
+    HOLD_REQUEST,
     RESERVATION,
     Reservation,
     Verdict,
@@ -141,6 +142,7 @@ class HoldGuardMiddleware:
                 problem = SeatsUnavailable(f"Seats already taken: {', '.join(seats)}.", seats=seats)
             await self._answer(scope, send, problem)
             return
+        scope[HOLD_REQUEST] = hold  # the handler's, without checking the body again
         await self._reserved(scope, replay, send, hold.showtime_id, reservation)
 
     async def _reserved(

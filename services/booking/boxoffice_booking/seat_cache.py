@@ -80,9 +80,10 @@ return 1
 # A hold in flight spans its own request only (an autocommit statement, a few ms); a
 # reservation left by a process that died stops turning anyone away after this long.
 RESERVATION_SECONDS = 5
-# Request-scope keys: the guard's Reservation, and the handler's word that it marked the
-# seats held (so the reservation is not put back).
+# Request-scope keys: the guard's Reservation, the HoldRequest it checked the body into, and
+# the handler's word that it marked the seats held (so the reservation is not put back).
 RESERVATION = "boxoffice.seat_reservation"
+HOLD_REQUEST = "boxoffice.hold_request"
 HOLD_MARKED = "boxoffice.hold_marked"
 
 # KEYS: states, ready, rate-limit counter; ARGV: now ms, until ms, token, cache TTL, rate

@@ -49,7 +49,13 @@ from boxoffice_booking.schemas import (
     PaymentPublic,
     PaymentSummary,
 )
-from boxoffice_booking.seat_cache import HOLD_MARKED, RESERVATION, Reservation, encode_state
+from boxoffice_booking.seat_cache import (
+    HOLD_MARKED,
+    HOLD_REQUEST,
+    RESERVATION,
+    Reservation,
+    encode_state,
+)
 
 router = SessionRouter(prefix="/v1/bookings", tags=["bookings"])
 
@@ -68,7 +74,7 @@ ReaderDep = Annotated[Principal, require_scope("bookings:read")]
 WriterDep = Annotated[Principal, require_scope("bookings:write")]
 
 
-def booking_public(booking: Booking) -> BookingPublic:
+def booking_public(booking: Booking | holds.Held) -> BookingPublic:
     return BookingPublic(
         id=booking.id,
         reference=booking.reference,
@@ -93,7 +99,7 @@ def booking_public(booking: Booking) -> BookingPublic:
     )
 
 
-def held_states(booking: Booking) -> dict[str, str]:
+def held_states(booking: holds.Held) -> dict[str, str]:
     """The seat-cache entries of a fresh hold."""
     return dict.fromkeys(
         (s.label for s in booking.seats), encode_state(SeatState.HELD, booking.expires_at)
@@ -147,11 +153,15 @@ async def create_booking(
     """Hold seats for `hold_ttl_seconds`; 409 names the seats somebody else has, or says the
     client already has `max_active_holds_per_client` active holds."""
     # The API's busiest request runs on the event loop end to end (see boxoffice_db.aio).
-    try:
-        hold = hold_request(body, principal, settings)
-    except InvalidSeats:
-        HOLDS.labels("rejected").inc()
-        raise
+    checked = http_request.scope.get(HOLD_REQUEST)  # by the hold guard, from this body
+    if isinstance(checked, holds.HoldRequest):
+        hold = checked
+    else:
+        try:
+            hold = hold_request(body, principal, settings)
+        except InvalidSeats:
+            HOLDS.labels("rejected").inc()
+            raise
     cache = runtime.seat_cache
     reservation = http_request.scope.get(RESERVATION)
     if isinstance(reservation, Reservation):
