@@ -63,7 +63,9 @@ def test_the_asyncio_pool_hands_out_a_live_connection_without_a_round_trip(stack
             wait_for_words(conn.pgconn.socket)
             async with pool.connection() as conn:
                 assert conn.info.backend_pid != pid
-                assert (await (await conn.execute("SELECT 'ünïcode'")).fetchone())[0] == "ünïcode"
+                row = await (await conn.execute("SELECT 'ünïcode'")).fetchone()
+                assert row is not None
+                assert row[0] == "ünïcode"
         finally:
             await pool.close()
 
