@@ -21,14 +21,18 @@ from boxoffice_booking.seat_cache import SeatCache, SeatLayout
 LAYOUTS_KEPT = 128
 LAYOUT_MAX_AGE_SECONDS = 60.0
 _STATUS_MARK = "\x00"
+# Each public status as its JSON string: a read joins bytes, with no text to encode at the end.
+_QUOTED = {
+    status: json.dumps(status).encode() for status in ("available", "held", "sold", "blocked")
+}
 
 
 @dataclass(frozen=True)
 class RenderedLayout:
     """A showtime's seat map serialised once, with a gap where each seat's status goes."""
 
-    opening: str  # the header fields and `"seats":[`
-    seats: tuple[tuple[str, str, str], ...]  # (label, JSON up to the status, JSON after it)
+    opening: bytes  # the header fields and `"seats":[`
+    seats: tuple[tuple[str, bytes, bytes], ...]  # (label, JSON up to the status, JSON after it)
     rendered_at: float
 
 
@@ -60,8 +64,9 @@ def render_layout(layout: SeatLayout) -> RenderedLayout:
             separators=(",", ":"),
         )
         before, after = text.split(mark)
-        seats.append((seat["label"], before, after))
-    return RenderedLayout(header[:-1] + ',"seats":[', tuple(seats), time.monotonic())
+        seats.append((seat["label"], before.encode(), after.encode()))
+    opening = header[:-1] + ',"seats":['
+    return RenderedLayout(opening.encode(), tuple(seats), time.monotonic())
 
 
 class RenderedLayouts:
@@ -104,7 +109,11 @@ def read_seat_map_json(session: Session, cache: SeatCache, showtime_id: uuid.UUI
     if states is None or len(states) < len(rendered.seats):
         states = cache.rebuild(session, showtime_id)
     status = states.get
-    seats = ",".join(
-        f'{before}"{status(label, "available")}"{after}' for label, before, after in rendered.seats
+    quoted = _QUOTED.__getitem__
+    seats = b",".join(
+        [
+            before + quoted(status(label, "available")) + after
+            for label, before, after in rendered.seats
+        ]
     )
-    return f"{rendered.opening}{seats}]}}".encode()
+    return rendered.opening + seats + b"]}"
