@@ -103,13 +103,16 @@ class IdempotencyMiddleware:
         owner = principal.key_hash
         ttl = get_settings().idempotency_ttl_seconds
         pool = runtime_of(scope["app"]).pool
+        answer: list[Message] | None = None
         async with pool.connection() as conn:
             result = await claim_key(conn, owner, key, scope["method"], path, request_hash, ttl)
             if result.claim is Claim.CLAIMED and scope.get(BORROWS_CONNECTION):
                 # One connection from the claim to the stored answer (see deps.LENT_CONNECTION).
                 scope[LENT_CONNECTION] = conn
-                await self._answer_and_store(scope, body, send, pool, owner, key, conn)
-                return
+                answer = await self._answer_and_store(scope, body, pool, owner, key, conn)
+        if answer is not None:  # sent once the connection is back in the pool
+            await _send_all(send, answer)
+            return
         if result.claim is Claim.MISMATCH:
             detail = "This Idempotency-Key was used with another request; use a new key."
             await send_problem(send, IdempotencyKeyReused(detail), scope)
@@ -123,19 +126,19 @@ class IdempotencyMiddleware:
             await _send_raw(send, result.status, replay_headers, result.body)
             return
 
-        await self._answer_and_store(scope, body, send, pool, owner, key)
+        await _send_all(send, await self._answer_and_store(scope, body, pool, owner, key))
 
     async def _answer_and_store(
         self,
         scope: Scope,
         body: bytes,
-        send: Send,
         pool: AsyncConnectionPool,
         owner: str,
         key: str,
         lent: AsyncConn | None = None,
-    ) -> None:
-        """Run the request and store its answer (or release the key) before it is sent.
+    ) -> list[Message]:
+        """Run the request and store its answer (or release the key); the answer's messages,
+        held back until then so that a retry which follows the answer is a replay.
 
         With `lent`, the claim's connection that the handler may use too: it stores the
         answer if the handler left it idle, otherwise the pool gives another.
@@ -180,8 +183,12 @@ class IdempotencyMiddleware:
                 await store_answer(conn, owner, key, status, response_headers, b"".join(chunks))
             else:
                 await release_claim(conn, owner, key)
-        for message in messages:
-            await send(message)
+        return messages
+
+
+async def _send_all(send: Send, messages: list[Message]) -> None:
+    for message in messages:
+        await send(message)
 
 
 def _idle_or_pooled(
