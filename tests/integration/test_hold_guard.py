@@ -9,9 +9,11 @@ back before its answer is sent, and a reservation left by a dead process lapses.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -20,6 +22,7 @@ from boxoffice_booking.auth import hash_key
 from boxoffice_booking.seat_cache import AsyncSeatCache, SeatCache, Verdict, reservation_token
 from boxoffice_db.engine import session_scope
 from boxoffice_messaging.redis_client import redis_client
+from boxoffice_settings import get_settings
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from redis import Redis
@@ -269,3 +272,136 @@ def test_a_hold_takes_one_pooled_connection_for_its_claim_statement_and_answer(
     assert lost.json()["seats"] == ["B2"]
     assert pool_requests(client) == before + 1
     assert claimed_keys([f"{run}-lost"]) == set()
+
+
+def write_transactions_during(action: Callable[[], Any]) -> int:
+    """Transactions that wrote (each takes a transaction id) while `action` ran, in this
+    test's private database (nothing else writes to it meanwhile)."""
+
+    def next_xid() -> int:
+        with session_scope() as session:
+            return int(session.execute(text("SELECT pg_current_xact_id()::text")).scalar_one())
+
+    before = next_xid()
+    action()
+    return next_xid() - before - 1  # the second probe takes one too
+
+
+def test_a_held_key_is_claimed_by_the_holds_own_statement(client: TestClient) -> None:
+    """Two write transactions per hold with an Idempotency-Key (the claim with the hold, then
+    the stored answer) instead of three; a hold PostgreSQL refuses is its claim with the
+    refusal, then the release (issue 18)."""
+    showtime_id = make_catalog(client)["showtime"]["id"]
+    run = uuid.uuid4().hex[:8]
+    answers: list[Any] = []
+
+    def won() -> None:
+        answers.append(hold(client, showtime_id, ["A6"], f"{run}-won", "jürgen@exämple.com"))
+
+    assert write_transactions_during(won) == 2
+    assert answers[-1].status_code == 201, answers[-1].text
+    assert claimed_keys([f"{run}-won"]) == {f"{run}-won"}
+    # The answer stored: a retry is replayed (its claim, an INSERT … ON CONFLICT that finds
+    # the record, takes a transaction id but changes nothing).
+    assert write_transactions_during(won) == 1
+    assert answers[-1].headers["idempotent-replayed"] == "true"
+    assert answers[-1].json() == answers[0].json()
+
+    def lost() -> None:
+        answers.append(hold(client, showtime_id, ["A6", "A7"], f"{run}-lost", "アキラ@example.jp"))
+
+    states, ready, _ = SeatCache._keys(uuid.UUID(showtime_id))
+    with redis_client(get_settings().redis_url) as redis:
+        redis.delete(ready, states)  # the cache cannot say: PostgreSQL refuses A6
+    assert write_transactions_during(lost) == 2
+    assert answers[-1].status_code == 409
+    assert answers[-1].json()["seats"] == ["A6"]
+    assert claimed_keys([f"{run}-lost"]) == set()
+
+
+def test_retries_of_one_hold_at_once_make_one_booking(client: TestClient) -> None:
+    """A client retrying one hold while its first attempt runs (a timeout, a proxy's retry):
+    whichever statement takes the key holds the seats; the others wait for it on the key and
+    are answered its stored 201 or "in progress", never a second booking."""
+    showtime_id = make_catalog(client)["showtime"]["id"]
+    key = f"{uuid.uuid4().hex[:8]}-retried"
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(
+            pool.map(
+                lambda _: hold(client, showtime_id, ["C7", "C8"], key, "søren@exämple.dk"),
+                range(24),
+            )
+        )
+    statuses = sorted({a.status_code for a in answers})
+    assert set(statuses) <= {201, 409}, [a.text for a in answers]
+    created = [a for a in answers if a.status_code == 201]
+    assert len({a.json()["id"] for a in created}) == 1
+    for busy in (a for a in answers if a.status_code == 409):
+        # Refused as in progress (by the key or by the seats' reservation), never as taken.
+        assert busy.headers["retry-after"] == "1", busy.text
+    with session_scope() as session:
+        bookings = session.execute(
+            text("SELECT count(*) FROM bookings WHERE customer_email = :email"),
+            {"email": "søren@exämple.dk"},
+        ).scalar_one()
+    assert bookings == 1
+    again = hold(client, showtime_id, ["C7", "C8"], key, "søren@exämple.dk")
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    if created:
+        assert again.json() == created[0].json()
+
+
+def test_a_key_reused_for_other_seats_is_a_422_and_holds_none_of_them(client: TestClient) -> None:
+    showtime_id = make_catalog(client)["showtime"]["id"]
+    run = uuid.uuid4().hex[:8]
+    first = hold(client, showtime_id, ["B7"], f"{run}-once", "ada@example.com")
+    assert first.status_code == 201, first.text
+    reused = hold(client, showtime_id, ["B8", "C6"], f"{run}-once", "ada@example.com")
+    assert reused.status_code == 422
+    assert reused.json()["type"].endswith("/idempotency-key-reused")
+    # The refused statement held nothing and put its reservation back.
+    fresh = hold(client, showtime_id, ["B8", "C6"], f"{run}-fresh", "ada@example.com")
+    assert fresh.status_code == 201, fresh.text
+
+
+def test_a_claim_left_by_a_dead_process_is_taken_over_by_the_hold(client: TestClient) -> None:
+    showtime_id = make_catalog(client)["showtime"]["id"]
+    key = f"{uuid.uuid4().hex[:8]}-orphan"
+    with session_scope() as session:
+        # Claimed three minutes ago by a process that died before answering.
+        session.execute(
+            text(
+                "INSERT INTO idempotency_keys (principal, key, method, path, request_hash,"
+                " created_at, expires_at) VALUES (:principal, :key, 'POST', '/v1/bookings',"
+                " 'dead', now() - interval '3 minutes', now() + interval '1 hour')"
+            ),
+            {"principal": hash_key(API_KEY), "key": key},
+        )
+    taken = hold(client, showtime_id, ["A8"], key, "zoë@exämple.com")
+    assert taken.status_code == 201, taken.text
+    assert "idempotent-replayed" not in taken.headers
+    # A claim still fresh, of the same request, is that request in progress; of another, a 422.
+    fresh = f"{key}-fresh"
+    body = json.dumps(
+        {"showtime_id": showtime_id, "seats": ["A5"], "customer": {"email": "zoë@exämple.com"}}
+    ).encode()
+    request_hash = hashlib.sha256(b"\0".join([b"POST", b"/v1/bookings", b"", body])).hexdigest()
+    with session_scope() as session:
+        session.execute(
+            text(
+                "INSERT INTO idempotency_keys (principal, key, method, path, request_hash,"
+                " expires_at) VALUES (:principal, :key, 'POST', '/v1/bookings', :hash,"
+                " now() + interval '1 hour')"
+            ),
+            {"principal": hash_key(API_KEY), "key": fresh, "hash": request_hash},
+        )
+    headers = {"Idempotency-Key": fresh, "Content-Type": "application/json"}
+    busy = client.post("/v1/bookings", content=body, headers=headers)
+    assert busy.status_code == 409
+    assert busy.json()["type"].endswith("/idempotency-key-in-progress")
+    other = hold(client, showtime_id, ["A5", "B1"], fresh, "zoë@exämple.com")
+    assert other.status_code == 422
+    assert other.json()["type"].endswith("/idempotency-key-reused")
+    # Neither held A5.
+    assert hold(client, showtime_id, ["A5"], f"{key}-a5", "zoë@exämple.com").status_code == 201

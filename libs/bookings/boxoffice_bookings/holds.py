@@ -61,6 +61,24 @@ class Held:
     cancelled_at: datetime | None = None
 
 
+class ClaimNotTaken(Exception):
+    """The hold's statement did not take its Idempotency-Key: another request has it (its
+    answer stored or still coming). Nothing was written."""
+
+
+@dataclass
+class KeyClaim:
+    """An Idempotency-Key claim for the hold's own statement to make (`seat_repository.hold_sql`).
+
+    `sql` is an INSERT … RETURNING that returns a row only if it took the key, `params` its
+    parameters (named apart from the hold's). `taken` is None until the statement has run.
+    """
+
+    sql: str
+    params: dict[str, Any]
+    taken: bool | None = None
+
+
 @dataclass(frozen=True)
 class HoldRequest:
     """A validated hold: what HOLD_SQL needs, with the new booking's id and reference."""
@@ -173,13 +191,22 @@ class HoldRequest:
         return RuntimeError(f"hold of {self.labels} was refused for no known reason")
 
 
-async def hold_seats(conn: AsyncConn, request: HoldRequest) -> Held:
+async def hold_seats(conn: AsyncConn, request: HoldRequest, claim: KeyClaim | None = None) -> Held:
     """Hold the seats for a new PENDING booking, or raise naming the seats someone else has.
 
     `conn` is in autocommit mode: the one statement is the transaction. The returned record
-    carries what the hold wrote.
+    carries what the hold wrote. With `claim`, the statement claims the request's
+    Idempotency-Key first and holds only if it took it (ClaimNotTaken if not); the claim is
+    then committed with the hold or its refusal.
     """
-    rows = await seat_repository.run_hold(conn, request.params())
+    if claim is None:
+        rows = await seat_repository.run_hold(conn, request.params())
+    else:
+        rows = await seat_repository.run_hold(conn, request.params() | claim.params, claim.sql)
+        claim.taken = bool(rows[0].claimed)
+        if not claim.taken:
+            raise ClaimNotTaken()
+        rows = [row for row in rows if row.label is not None]
     booking = request.outcome(rows)
     if booking is None:
         exists = None if rows else await seat_repository.showtime_exists(conn, request.showtime_id)

@@ -7,6 +7,7 @@ single statement and the sale of a booking's seats both use it. The booking's ot
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from sqlalchemy.sql import func
 # (checked on read, so a lapsed hold never blocks its seats before the reaper runs).
 SEAT_IS_FREE = "(s.state = 'available' OR (s.state = 'held' AND s.hold_expires_at <= now()))"
 
+
 # One statement: lock the requested seats in label order (so overlapping holds never
 # deadlock), judge them under the lock, and only if every one is free and priced insert the
 # booking, take the seats and record their prices, so the API runs it as one autocommit round
@@ -43,9 +45,27 @@ SEAT_IS_FREE = "(s.state = 'available' OR (s.state = 'held' AND s.hold_expires_a
 # hold_within_limit (migration 0704) serialises one client's holds on an advisory lock and
 # counts its active holds with a snapshot newer than this statement's; it is free with no
 # limit (`max_active_holds` 0).
-HOLD_SQL = f"""
-WITH gate AS MATERIALIZED (
-    SELECT hold_within_limit(%(owner_id)s, %(max_active_holds)s) AS allowed
+# With `claim` (an Idempotency-Key claim: an INSERT … RETURNING that returns a row only if it
+# took the key, `idempotency_repository.CLAIM_SQL`), the statement claims the request's key
+# first of all and does nothing more unless it took it; every row then says whether it did
+# (`claimed`), and when no requested seat exists one row with no seat says so. The claim is
+# committed with the hold, or with its refusal: one round trip fewer than a claim of its own
+# (issue 18). Locks are taken in one order by every hold (the key, the client's advisory lock,
+# the seats in label order), so claiming first adds no deadlock.
+def hold_sql(claim: str | None = None) -> str:
+    """HOLD_SQL, or with `claim` the statement that claims a key and holds."""
+    if claim is None:
+        return _HOLD_SQL.format(claim="", gate_from="", select=_HOLD_SELECT)
+    return _HOLD_SQL.format(
+        claim=f"claimed AS MATERIALIZED ({claim.strip()}),\n",
+        gate_from=" FROM claimed",
+        select=_CLAIMING_SELECT,
+    )
+
+
+_HOLD_SQL = f"""
+WITH {{claim}}gate AS MATERIALIZED (
+    SELECT hold_within_limit(%(owner_id)s, %(max_active_holds)s) AS allowed{{gate_from}}
 ),
 locked AS MATERIALIZED (
     SELECT s.label, s.state::text AS state, s.category, p.amount_minor,
@@ -85,12 +105,19 @@ priced AS (
     SELECT %(booking_id)s, l.label, l.category, l.amount_minor FROM locked l, new_booking
     RETURNING label
 )
-SELECT l.label, l.state, l.category, l.amount_minor, l.free, l.allowed,
-       b.expires_at, b.created_at, b.currency, b.total_minor,
-       (SELECT count(*) FROM held) AS held, (SELECT count(*) FROM priced) AS priced
-FROM locked l LEFT JOIN new_booking b ON true
-ORDER BY l.label
+{{select}}
 """  # noqa: S608 (only the constant SEAT_IS_FREE is interpolated)
+_HOLD_COLUMNS = """l.label, l.state, l.category, l.amount_minor, l.free, l.allowed,
+       b.expires_at, b.created_at, b.currency, b.total_minor,
+       (SELECT count(*) FROM held) AS held, (SELECT count(*) FROM priced) AS priced"""
+_HOLD_SELECT = f"""SELECT {_HOLD_COLUMNS}
+FROM locked l LEFT JOIN new_booking b ON true
+ORDER BY l.label"""  # noqa: S608 (constants only)
+_CLAIMING_SELECT = f"""SELECT c.claimed, {_HOLD_COLUMNS}
+FROM (SELECT count(*) > 0 AS claimed FROM claimed) c
+LEFT JOIN (locked l LEFT JOIN new_booking b ON true) ON true
+ORDER BY l.label"""  # noqa: S608 (constants only)
+HOLD_SQL = hold_sql()
 
 # The booking's seats, locked in label order, each judged sellable to it: still its own, or
 # free again (a lapsed hold whose seats nobody took).
@@ -117,10 +144,18 @@ SEAT_STATES_SQL = (
 # --- holds (the API's asyncio path: autocommit, one statement is the transaction) ----------
 
 
-async def run_hold(conn: AsyncConn, params: dict[str, Any]) -> list[Any]:
-    """HOLD_SQL's rows: one per requested seat that exists, with the new booking if made."""
-    cursor = await conn.execute(HOLD_SQL, params)
+async def run_hold(conn: AsyncConn, params: dict[str, Any], claim: str | None = None) -> list[Any]:
+    """HOLD_SQL's rows: one per requested seat that exists, with the new booking if made.
+
+    With `claim`, `hold_sql(claim)`'s rows (`params` then has the claim's too).
+    """
+    cursor = await conn.execute(HOLD_SQL if claim is None else _claiming_sql(claim), params)
     return await cursor.fetchall()
+
+
+@functools.lru_cache(maxsize=4)
+def _claiming_sql(claim: str) -> str:
+    return hold_sql(claim)
 
 
 async def showtime_exists(conn: AsyncConn, showtime_id: uuid.UUID) -> bool:

@@ -41,7 +41,7 @@ from boxoffice_booking.auth import (
     rate_limit_window,
     rate_limited,
 )
-from boxoffice_booking.deps import BORROWS_CONNECTION, runtime_of
+from boxoffice_booking.deps import BORROWS_CONNECTION, HOLD_CLAIMS_KEY, runtime_of
 from boxoffice_booking.idempotency import HEADER, valid_key
 from boxoffice_booking.idempotency_repository import has_live_record
 from boxoffice_booking.limits import read_body
@@ -143,6 +143,8 @@ class HoldGuardMiddleware:
             await self._answer(scope, send, problem)
             return
         scope[HOLD_REQUEST] = hold  # the handler's, without checking the body again
+        # The handler goes straight to the hold's statement, which claims the Idempotency-Key.
+        scope[HOLD_CLAIMS_KEY] = True
         await self._reserved(scope, replay, send, hold.showtime_id, reservation)
 
     async def _reserved(

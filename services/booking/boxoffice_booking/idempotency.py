@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from typing import Any
 
+from boxoffice_bookings import holds
 from boxoffice_db.aio import AsyncConn
 from boxoffice_settings import get_settings
 from psycopg.pq import TransactionStatus
@@ -24,12 +26,21 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice_booking.auth import PRINCIPAL, Principal
-from boxoffice_booking.deps import BORROWS_CONNECTION, LENT_CONNECTION, runtime_of
+from boxoffice_booking.deps import (
+    BORROWS_CONNECTION,
+    HOLD_CLAIMS_KEY,
+    KEY_CLAIM,
+    LENT_CONNECTION,
+    runtime_of,
+)
 from boxoffice_booking.idempotency_repository import (
+    CLAIM_SQL,
     STALE_CLAIM,
     Claim,
     ClaimResult,
     claim_key,
+    claim_params,
+    refused_claim,
     release_claim,
     store_answer,
 )
@@ -65,6 +76,10 @@ class IdempotencyKeyInProgress(Problem):
 
 class IdempotencyKeyReused(Problem):
     status, slug, title = 422, "idempotency-key-reused", "Idempotency-Key reused"
+
+
+class _RunAgain(Exception):
+    """A hold answered with an answer to keep, without its statement having claimed the key."""
 
 
 class IdempotencyMiddleware:
@@ -103,30 +118,58 @@ class IdempotencyMiddleware:
         owner = principal.key_hash
         ttl = get_settings().idempotency_ttl_seconds
         pool = runtime_of(scope["app"]).pool
+        method = scope["method"]
+        if scope.get(HOLD_CLAIMS_KEY):
+            # A hold going straight to its statement, which claims the key itself (one round
+            # trip fewer, issue 18).
+            params = claim_params(owner, key, method, path, request_hash, ttl)
+            outcome = await self._hold_claiming(scope, body, pool, owner, key, params)
+            if isinstance(outcome, ClaimResult):
+                await _send_refusal(send, scope, outcome)
+                return
+            if outcome is not None:
+                await _send_all(send, outcome)  # once the connection is back in the pool
+                return
         answer: list[Message] | None = None
         async with pool.connection() as conn:
-            result = await claim_key(conn, owner, key, scope["method"], path, request_hash, ttl)
+            result = await claim_key(conn, owner, key, method, path, request_hash, ttl)
             if result.claim is Claim.CLAIMED and scope.get(BORROWS_CONNECTION):
                 # One connection from the claim to the stored answer (see deps.LENT_CONNECTION).
                 scope[LENT_CONNECTION] = conn
                 answer = await self._answer_and_store(scope, body, pool, owner, key, conn)
-        if answer is not None:  # sent once the connection is back in the pool
-            await _send_all(send, answer)
+        if result.claim is not Claim.CLAIMED:
+            await _send_refusal(send, scope, result)
             return
-        if result.claim is Claim.MISMATCH:
-            detail = "This Idempotency-Key was used with another request; use a new key."
-            await send_problem(send, IdempotencyKeyReused(detail), scope)
-            return
-        if result.claim is Claim.IN_PROGRESS:
-            detail = "A request with this Idempotency-Key is still being answered."
-            await send_problem(send, IdempotencyKeyInProgress(detail), scope)
-            return
-        if result.claim is Claim.REPLAY:
-            replay_headers = {**(result.headers or {}), "idempotent-replayed": "true"}
-            await _send_raw(send, result.status, replay_headers, result.body)
-            return
+        if answer is None:
+            answer = await self._answer_and_store(scope, body, pool, owner, key)
+        await _send_all(send, answer)  # once the connection is back in the pool
 
-        await _send_all(send, await self._answer_and_store(scope, body, pool, owner, key))
+    async def _hold_claiming(
+        self,
+        scope: Scope,
+        body: bytes,
+        pool: AsyncConnectionPool,
+        owner: str,
+        key: str,
+        params: dict[str, Any],
+    ) -> list[Message] | ClaimResult | None:
+        """A hold whose own statement claims the key (deps.KEY_CLAIM), on one lent connection
+        from the claim to the stored answer: the answer's messages; or why the statement did
+        not take the key (another request has it); or None if the request is to be claimed
+        and run the usual way."""
+        claim = holds.KeyClaim(CLAIM_SQL, params)
+        async with pool.connection() as conn:
+            scope[LENT_CONNECTION] = conn
+            scope[KEY_CLAIM] = claim
+            try:
+                return await self._answer_and_store(scope, body, pool, owner, key, conn, claim)
+            except holds.ClaimNotTaken:
+                # Another request has the key: its stored answer, a mismatch or in progress.
+                return await refused_claim(conn, owner, key, params["request_hash"])
+            except _RunAgain:
+                return None
+            finally:
+                scope.pop(KEY_CLAIM, None)
 
     async def _answer_and_store(
         self,
@@ -136,12 +179,17 @@ class IdempotencyMiddleware:
         owner: str,
         key: str,
         lent: AsyncConn | None = None,
+        claim: holds.KeyClaim | None = None,
     ) -> list[Message]:
         """Run the request and store its answer (or release the key); the answer's messages,
         held back until then so that a retry which follows the answer is a replay.
 
-        With `lent`, the claim's connection that the handler may use too: it stores the
-        answer if the handler left it idle, otherwise the pool gives another.
+        With `lent`, the connection that the handler may use too: it stores the answer if the
+        handler left it idle, otherwise the pool gives another. With `claim`, the key is
+        claimed by the handler's hold statement (holds.KeyClaim); if the handler answered
+        without taking it, an answer that is not kept is sent as it is (nothing was written),
+        and for one that would be kept, _RunAgain: the request is to be claimed and run again
+        the usual way.
         """
         delivered = False
 
@@ -173,17 +221,35 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_body, capture)
         except BaseException:
-            async with _idle_or_pooled(lent, pool) as conn:
-                await release_claim(conn, owner, key)
+            if claim is None or claim.taken:
+                async with _idle_or_pooled(lent, pool) as conn:
+                    await release_claim(conn, owner, key)
             raise
         finally:
             scope.pop(LENT_CONNECTION, None)
+        if claim is not None and not claim.taken:
+            if stored(status):
+                raise _RunAgain()
+            return messages
         async with _idle_or_pooled(lent, pool) as conn:
             if stored(status):
                 await store_answer(conn, owner, key, status, response_headers, b"".join(chunks))
             else:
                 await release_claim(conn, owner, key)
         return messages
+
+
+async def _send_refusal(send: Send, scope: Scope, result: ClaimResult) -> None:
+    """The answer to a request whose key another request has."""
+    if result.claim is Claim.MISMATCH:
+        detail = "This Idempotency-Key was used with another request; use a new key."
+        await send_problem(send, IdempotencyKeyReused(detail), scope)
+    elif result.claim is Claim.IN_PROGRESS:
+        detail = "A request with this Idempotency-Key is still being answered."
+        await send_problem(send, IdempotencyKeyInProgress(detail), scope)
+    else:
+        replay_headers = {**(result.headers or {}), "idempotent-replayed": "true"}
+        await _send_raw(send, result.status, replay_headers, result.body)
 
 
 async def _send_all(send: Send, messages: list[Message]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from boxoffice_db.aio import AsyncConn
 from psycopg.types.json import Jsonb
@@ -33,11 +34,13 @@ class ClaimResult:
 
 
 # A new key is inserted; an expired record, or a claim abandoned by a dead process, is taken
-# over; a live record is left alone, and then nothing is returned.
-_CLAIM = """
+# over; a live record is left alone, and then nothing is returned. A hold runs it as the first
+# step of its own statement (`seat_repository.hold_sql`), so its parameters are named apart
+# from the hold's.
+CLAIM_SQL = """
 INSERT INTO idempotency_keys (principal, key, method, path, request_hash, expires_at)
 VALUES (%(principal)s, %(key)s, %(method)s, %(path)s, %(request_hash)s,
-        now() + %(ttl)s::int * interval '1 second')
+        now() + %(key_ttl)s::int * interval '1 second')
 ON CONFLICT (principal, key) DO UPDATE
 SET method = excluded.method, path = excluded.path, request_hash = excluded.request_hash,
     response_status = NULL, response_headers = NULL, response_body = NULL,
@@ -63,6 +66,21 @@ WHERE principal = %(principal)s AND key = %(key)s AND expires_at > now()
 _RELEASE = "DELETE FROM idempotency_keys WHERE principal = %(principal)s AND key = %(key)s"
 
 
+def claim_params(
+    principal: str, key: str, method: str, path: str, request_hash: str, ttl_seconds: int
+) -> dict[str, Any]:
+    """CLAIM_SQL's parameters."""
+    return {
+        "principal": principal,
+        "key": key,
+        "method": method,
+        "path": path,
+        "request_hash": request_hash,
+        "key_ttl": ttl_seconds,
+        "stale": STALE_CLAIM,
+    }
+
+
 async def claim_key(
     conn: AsyncConn,
     principal: str,
@@ -73,20 +91,18 @@ async def claim_key(
     ttl_seconds: int,
 ) -> ClaimResult:
     """Claim `key` for this request, or say why not (stored answer, mismatch, in progress)."""
-    ids = {"principal": principal, "key": key}
-    claimed = await conn.execute(
-        _CLAIM,
-        ids
-        | {
-            "method": method,
-            "path": path,
-            "request_hash": request_hash,
-            "ttl": ttl_seconds,
-            "stale": STALE_CLAIM,
-        },
-    )
+    params = claim_params(principal, key, method, path, request_hash, ttl_seconds)
+    claimed = await conn.execute(CLAIM_SQL, params)
     if await claimed.fetchone() is not None:
         return ClaimResult(Claim.CLAIMED)
+    return await refused_claim(conn, principal, key, request_hash)
+
+
+async def refused_claim(
+    conn: AsyncConn, principal: str, key: str, request_hash: str
+) -> ClaimResult:
+    """Why CLAIM_SQL took no record: a stored answer to replay, a mismatch, or in progress."""
+    ids = {"principal": principal, "key": key}
     record = await (await conn.execute(_RECORD, ids)).fetchone()
     if record is None:  # freed between our insert and select: the client may simply retry
         return ClaimResult(Claim.IN_PROGRESS)

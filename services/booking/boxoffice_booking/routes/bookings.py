@@ -23,6 +23,7 @@ from pydantic import EmailStr
 
 from boxoffice_booking.auth import Principal, require_scope
 from boxoffice_booking.deps import (
+    KEY_CLAIM,
     RuntimeDep,
     SeatCacheDep,
     SessionDep,
@@ -174,10 +175,14 @@ async def create_booking(
         # Turned away before touching PostgreSQL; a stale "free" is still checked there.
         HOLDS.labels("conflict_cached").inc()
         raise SeatsUnavailable(f"Seats already taken: {', '.join(taken)}.", seats=taken)
-    # The Idempotency-Key claim's connection when it lends it (deps.LENT_CONNECTION).
+    # The connection the Idempotency-Key middleware lends, with the key's claim for the hold's
+    # statement to make (deps.LENT_CONNECTION, deps.KEY_CLAIM).
+    claim = http_request.scope.get(KEY_CLAIM)
     async with connection_for(http_request.scope, runtime.pool) as conn:
         try:
-            booking = await holds.hold_seats(conn, hold)
+            booking = await holds.hold_seats(
+                conn, hold, claim if isinstance(claim, holds.KeyClaim) else None
+            )
         except SeatsUnavailable:
             HOLDS.labels("conflict").inc()
             if taken is None:
