@@ -405,3 +405,40 @@ def test_a_claim_left_by_a_dead_process_is_taken_over_by_the_hold(client: TestCl
     assert other.json()["type"].endswith("/idempotency-key-reused")
     # Neither held A5.
     assert hold(client, showtime_id, ["A5"], f"{key}-a5", "zoë@exämple.com").status_code == 201
+
+
+def test_a_reserved_hold_is_answered_as_the_handler_answers_it(client: TestClient) -> None:
+    """A hold the guard reserved is answered without FastAPI's routing (ReservedHoldMiddleware),
+    with the handler's answer: the same bytes as FastAPI's for the same booking, its headers,
+    and its problems."""
+    showtime_id = make_catalog(client)["showtime"]["id"]
+    run = uuid.uuid4().hex[:8]
+    before = pool_requests(client)
+    won = hold(client, showtime_id, ["C1", "A2"], f"{run}-won", "Ðörte.Ñúñez@exämple.com")
+    assert won.status_code == 201, won.text
+    assert pool_requests(client) == before + 1  # the Idempotency-Key middleware's
+    assert won.headers["content-type"] == "application/json"
+    assert won.headers["location"] == f"/v1/bookings/{won.json()['id']}"
+    assert "request-id" in won.headers
+    # FastAPI's answer for the same booking (a read through its response model) is the same.
+    read = client.get(won.headers["location"])
+    assert read.status_code == 200
+    assert read.content == won.content
+    # Without an Idempotency-Key too.
+    plain = client.post(
+        "/v1/bookings",
+        json={"showtime_id": showtime_id, "seats": ["B4"], "customer": {"email": "o@example.com"}},
+    )
+    assert plain.status_code == 201, plain.text
+    assert client.get(plain.headers["location"]).content == plain.content
+    # A refusal from PostgreSQL (the cache cannot say) is the app's problem+json.
+    states, ready, _ = SeatCache._keys(uuid.UUID(showtime_id))
+    with redis_client(get_settings().redis_url) as redis:
+        redis.delete(ready, states)
+    lost = hold(client, showtime_id, ["A2", "A3"], f"{run}-lost", "x@example.com")
+    assert lost.status_code == 409
+    assert lost.headers["content-type"] == "application/problem+json"
+    assert lost.json()["seats"] == ["A2"]
+    assert lost.json()["instance"] == "/v1/bookings"
+    # Metrics name the route.
+    assert conflicts_by_route("/v1/bookings") >= 1

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from boxoffice_booking.auth import SCOPES, AuthMiddleware, create_api_key
 from boxoffice_booking.deps import AsyncRuntime
-from boxoffice_booking.hold_guard import HoldGuardMiddleware
+from boxoffice_booking.hold_guard import HoldGuardMiddleware, ReservedHoldMiddleware
 from boxoffice_booking.idempotency import IdempotencyMiddleware
 from boxoffice_booking.limits import BodyLimitMiddleware
 from boxoffice_booking.openapi import install_openapi, operation_id
@@ -68,6 +68,8 @@ def create_app() -> FastAPI:
     install_problem_handlers(app)
     # Added innermost first: a body is capped before the key is resolved, and the key before
     # the Idempotency-Key is claimed (see boxoffice_booking.limits and .auth).
+    # A hold the guard reserved is answered here, without FastAPI's routing and dependencies.
+    app.add_middleware(ReservedHoldMiddleware)
     app.add_middleware(IdempotencyMiddleware)
     # A hold's losers are turned away before the Idempotency-Key claim (its two writes).
     app.add_middleware(HoldGuardMiddleware)

@@ -8,9 +8,11 @@ and judges the seats:
   without the Idempotency-Key claim and release (two writes) or FastAPI's request machinery;
   an in-flight seat's `409` carries `Retry-After: 1`, since that hold may yet fail (a retry
   with the same Idempotency-Key takes over its own earlier attempt's reservation instead);
-- otherwise the seats are reserved for this request, which goes on as ever. PostgreSQL
-  decides every winner; the handler marks its seats held, and any other answer puts the
-  previous entries back before the client sees it.
+- otherwise the seats are reserved for this request, which goes on to the Idempotency-Key
+  middleware and then `ReservedHoldMiddleware` (below): the hold's one statement claims the
+  key too (`deps.HOLD_CLAIMS_KEY`), and the handler's own code answers it without FastAPI's
+  routing. PostgreSQL decides every winner; the hold marks its seats held, and any other
+  answer puts the previous entries back before the client sees it.
 
 A `409` here would be wrong for a retry of a request whose answer is stored (its seats are
 "taken" by itself), so when the request carries an Idempotency-Key with a live record, it goes
@@ -26,11 +28,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from boxoffice_bookings.errors import InvalidSeats
+from boxoffice_bookings.holds import HoldRequest
 from boxoffice_settings import get_settings
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -46,8 +52,15 @@ from boxoffice_booking.idempotency import HEADER, valid_key
 from boxoffice_booking.idempotency_repository import has_live_record
 from boxoffice_booking.limits import read_body
 from boxoffice_booking.problems import Problem, SeatsUnavailable, send_problem
-from boxoffice_booking.routes.bookings import HOLDS, create_booking, hold_request, router
-from boxoffice_booking.schemas import BookingCreate
+from boxoffice_booking.routes.bookings import (
+    HOLDS,
+    booking_public,
+    create_booking,
+    hold_for,
+    hold_request,
+    router,
+)
+from boxoffice_booking.schemas import BookingCreate, BookingPublic
 from boxoffice_booking.seat_cache import (
     HOLD_MARKED,
     HOLD_REQUEST,
@@ -66,7 +79,6 @@ class HoldGuardMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.route: BaseRoute | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = scope.get(PRINCIPAL)
@@ -179,16 +191,73 @@ class HoldGuardMiddleware:
 
     async def _answer(self, scope: Scope, send: Send, problem: Problem) -> None:
         # Metrics, spans and logs name the route, as for an answer from the handler.
-        scope["route"] = self._hold_route()
+        scope["route"] = hold_route()
         await send_problem(send, problem, scope)
 
-    def _hold_route(self) -> BaseRoute | None:
-        # The APIRoute of the bookings router (the app's own routes are included routers).
-        if self.route is None:
-            for route in router.routes:
-                if getattr(route, "endpoint", None) is create_booking:
-                    self.route = route
-        return self.route
+
+_BOOKING_JSON = TypeAdapter(BookingPublic)
+
+
+class ReservedHoldMiddleware:
+    """The endpoint of a hold the guard reserved, inside the Idempotency-Key middleware.
+
+    Such a request is known to be a valid hold with the scope to make it (the guard checked
+    its key, its body into a `HoldRequest` and its seats), so it is answered here by the
+    handler's own `hold_for`, without FastAPI's routing, dependencies, second validation of
+    the body and revalidation of the answer (issue 18). The answer is the handler's, byte for
+    byte: the same `BookingPublic` serialised as FastAPI does (`by_alias`), and a failure
+    answered by the app's own exception handlers; anything they do not handle goes up as
+    from the handler. Every other request goes on to FastAPI.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hold = scope.get(HOLD_REQUEST)
+        if not isinstance(hold, HoldRequest) or scope.get(RESERVATION) is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = hold_route()
+        try:
+            booking = await hold_for(scope, runtime_of(scope["app"]), hold)
+        except Exception as exc:
+            handler = _exception_handler(scope, exc)
+            if handler is None:
+                raise
+            response: Response = await handler(Request(scope, receive), exc)
+            await response(scope, receive, send)
+            return
+        body = _BOOKING_JSON.dump_json(booking_public(booking), by_alias=True)
+        headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            (b"location", f"/v1/bookings/{booking.id}".encode()),
+        ]
+        await send({"type": "http.response.start", "status": 201, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _exception_handler(scope: Scope, exc: Exception) -> Any:
+    """The app's handler for `exc`, as Starlette's ExceptionMiddleware finds it (by class,
+    most specific first); None for what only the outermost error middleware answers."""
+    handlers = scope["app"].exception_handlers
+    for cls in type(exc).__mro__:
+        if cls is Exception:
+            return None
+        if cls in handlers:
+            return handlers[cls]
+    return None
+
+
+_ROUTE: list[BaseRoute] = []
+
+
+def hold_route() -> BaseRoute | None:
+    """The APIRoute of the bookings router (the app's own routes are included routers)."""
+    if not _ROUTE:
+        _ROUTE.extend(r for r in router.routes if getattr(r, "endpoint", None) is create_booking)
+    return _ROUTE[0] if _ROUTE else None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

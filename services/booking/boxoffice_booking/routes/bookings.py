@@ -20,10 +20,12 @@ from boxoffice_settings import Settings
 from fastapi import Query, Request, Response
 from prometheus_client import Counter
 from pydantic import EmailStr
+from starlette.types import Scope
 
 from boxoffice_booking.auth import Principal, require_scope
 from boxoffice_booking.deps import (
     KEY_CLAIM,
+    AsyncRuntime,
     RuntimeDep,
     SeatCacheDep,
     SessionDep,
@@ -138,6 +140,52 @@ def hold_request(
     )
 
 
+async def hold_for(scope: Scope, runtime: AsyncRuntime, hold: holds.HoldRequest) -> holds.Held:
+    """Hold the seats a request asks for (the handler's, and the hold guard's for a request it
+    reserved: boxoffice_booking.hold_guard); raise the problem that answers it otherwise.
+
+    `scope` says what the guard and the Idempotency-Key middleware did before: the seats'
+    reservation, the connection lent and the key's claim for the statement to make.
+    """
+    cache = runtime.seat_cache
+    reservation = scope.get(RESERVATION)
+    if isinstance(reservation, Reservation):
+        # The hold guard reserved the seats in the cache: nobody else's hold was in flight
+        # and the cache knew none of them taken.
+        taken: list[str] | None = [] if reservation.cache_ready else None
+    else:
+        taken = await cache.taken(hold.showtime_id, hold.labels)
+    if taken:
+        # Turned away before touching PostgreSQL; a stale "free" is still checked there.
+        HOLDS.labels("conflict_cached").inc()
+        raise SeatsUnavailable(f"Seats already taken: {', '.join(taken)}.", seats=taken)
+    # The connection the Idempotency-Key middleware lends, with the key's claim for the hold's
+    # statement to make (deps.LENT_CONNECTION, deps.KEY_CLAIM).
+    claim = scope.get(KEY_CLAIM)
+    async with connection_for(scope, runtime.pool) as conn:
+        try:
+            booking = await holds.hold_seats(
+                conn, hold, claim if isinstance(claim, holds.KeyClaim) else None
+            )
+        except SeatsUnavailable:
+            HOLDS.labels("conflict").inc()
+            if taken is None:
+                await cache.rebuild_soon(conn, hold.showtime_id)
+            raise
+        except (InvalidSeats, ShowtimeNotFound):
+            HOLDS.labels("rejected").inc()
+            raise
+        except ActiveHoldsLimit:
+            HOLDS.labels("limited").inc()
+            raise
+        HOLDS.labels("created").inc()
+        await cache.mark(booking.showtime_id, held_states(booking))
+        scope[HOLD_MARKED] = True
+        if taken is None:
+            await cache.rebuild_soon(conn, booking.showtime_id)
+    return booking
+
+
 @router.post(
     "",
     status_code=201,
@@ -163,42 +211,7 @@ async def create_booking(
         except InvalidSeats:
             HOLDS.labels("rejected").inc()
             raise
-    cache = runtime.seat_cache
-    reservation = http_request.scope.get(RESERVATION)
-    if isinstance(reservation, Reservation):
-        # The hold guard reserved the seats in the cache: nobody else's hold was in flight
-        # and the cache knew none of them taken.
-        taken: list[str] | None = [] if reservation.cache_ready else None
-    else:
-        taken = await cache.taken(body.showtime_id, body.seats)
-    if taken:
-        # Turned away before touching PostgreSQL; a stale "free" is still checked there.
-        HOLDS.labels("conflict_cached").inc()
-        raise SeatsUnavailable(f"Seats already taken: {', '.join(taken)}.", seats=taken)
-    # The connection the Idempotency-Key middleware lends, with the key's claim for the hold's
-    # statement to make (deps.LENT_CONNECTION, deps.KEY_CLAIM).
-    claim = http_request.scope.get(KEY_CLAIM)
-    async with connection_for(http_request.scope, runtime.pool) as conn:
-        try:
-            booking = await holds.hold_seats(
-                conn, hold, claim if isinstance(claim, holds.KeyClaim) else None
-            )
-        except SeatsUnavailable:
-            HOLDS.labels("conflict").inc()
-            if taken is None:
-                await cache.rebuild_soon(conn, body.showtime_id)
-            raise
-        except (InvalidSeats, ShowtimeNotFound):
-            HOLDS.labels("rejected").inc()
-            raise
-        except ActiveHoldsLimit:
-            HOLDS.labels("limited").inc()
-            raise
-        HOLDS.labels("created").inc()
-        await cache.mark(booking.showtime_id, held_states(booking))
-        http_request.scope[HOLD_MARKED] = True
-        if taken is None:
-            await cache.rebuild_soon(conn, booking.showtime_id)
+    booking = await hold_for(http_request.scope, runtime, hold)
     response.headers["Location"] = f"/v1/bookings/{booking.id}"
     return booking_public(booking)
 
