@@ -123,7 +123,7 @@ class IdempotencyMiddleware:
             # A hold going straight to its statement, which claims the key itself (one round
             # trip fewer, issue 18).
             params = claim_params(owner, key, method, path, request_hash, ttl)
-            outcome = await self._hold_claiming(scope, body, pool, owner, key, params)
+            outcome = await self._hold_claiming(scope, body, pool, params)
             if isinstance(outcome, ClaimResult):
                 await _send_refusal(send, scope, outcome)
                 return
@@ -145,18 +145,13 @@ class IdempotencyMiddleware:
         await _send_all(send, answer)  # once the connection is back in the pool
 
     async def _hold_claiming(
-        self,
-        scope: Scope,
-        body: bytes,
-        pool: AsyncConnectionPool,
-        owner: str,
-        key: str,
-        params: dict[str, Any],
+        self, scope: Scope, body: bytes, pool: AsyncConnectionPool, params: dict[str, Any]
     ) -> list[Message] | ClaimResult | None:
-        """A hold whose own statement claims the key (deps.KEY_CLAIM), on one lent connection
-        from the claim to the stored answer: the answer's messages; or why the statement did
-        not take the key (another request has it); or None if the request is to be claimed
-        and run the usual way."""
+        """A hold whose own statement claims the key (deps.KEY_CLAIM, with CLAIM_SQL's
+        `params`), on one lent connection from the claim to the stored answer: the answer's
+        messages; or why the statement did not take the key (another request has it); or None
+        if the request is to be claimed and run the usual way."""
+        owner, key = params["principal"], params["key"]
         claim = holds.KeyClaim(CLAIM_SQL, params)
         async with pool.connection() as conn:
             scope[LENT_CONNECTION] = conn
