@@ -142,10 +142,9 @@ class AsyncRuntime:
 # three. A middleware that wants it lent sets BORROWS_CONNECTION (boxoffice_booking.hold_guard).
 BORROWS_CONNECTION = "boxoffice.borrows_connection"
 LENT_CONNECTION = "boxoffice.lent_connection"
-# A hold the guard has reserved goes straight to its statement, so that statement can claim the
-# Idempotency-Key itself (HOLD_CLAIMS_KEY, set by the guard): the middleware then lends the
-# connection with the claim to make (KEY_CLAIM, a `holds.KeyClaim`), one round trip fewer.
-HOLD_CLAIMS_KEY = "boxoffice.hold_claims_key"
+# A hold the guard has reserved (its `seat_cache.HOLD_REQUEST` set) goes straight to its
+# statement, so that statement can claim the Idempotency-Key itself: the middleware then lends
+# the connection with the claim to make (KEY_CLAIM, a `holds.KeyClaim`), one round trip fewer.
 KEY_CLAIM = "boxoffice.key_claim"
 
 

@@ -10,7 +10,7 @@ and judges the seats:
   with the same Idempotency-Key takes over its own earlier attempt's reservation instead);
 - otherwise the seats are reserved for this request, which goes on to the Idempotency-Key
   middleware and then `ReservedHoldMiddleware` (below): the hold's one statement claims the
-  key too (`deps.HOLD_CLAIMS_KEY`), and the handler's own code answers it without FastAPI's
+  key too (`deps.KEY_CLAIM`), and the handler's own code answers it without FastAPI's
   routing. PostgreSQL decides every winner; the hold marks its seats held, and any other
   answer puts the previous entries back before the client sees it.
 
@@ -26,6 +26,7 @@ statement, about 2 ms of the API's CPU each.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from typing import Any
@@ -47,7 +48,7 @@ from boxoffice_booking.auth import (
     rate_limit_window,
     rate_limited,
 )
-from boxoffice_booking.deps import BORROWS_CONNECTION, HOLD_CLAIMS_KEY, runtime_of
+from boxoffice_booking.deps import BORROWS_CONNECTION, runtime_of
 from boxoffice_booking.idempotency import HEADER, valid_key
 from boxoffice_booking.idempotency_repository import has_live_record
 from boxoffice_booking.limits import read_body
@@ -154,9 +155,9 @@ class HoldGuardMiddleware:
                 problem = SeatsUnavailable(f"Seats already taken: {', '.join(seats)}.", seats=seats)
             await self._answer(scope, send, problem)
             return
-        scope[HOLD_REQUEST] = hold  # the handler's, without checking the body again
-        # The handler goes straight to the hold's statement, which claims the Idempotency-Key.
-        scope[HOLD_CLAIMS_KEY] = True
+        # The handler's, without checking the body again; it also says the hold goes straight
+        # to its statement (ReservedHoldMiddleware), which claims the Idempotency-Key.
+        scope[HOLD_REQUEST] = hold
         await self._reserved(scope, replay, send, hold.showtime_id, reservation)
 
     async def _reserved(
@@ -215,7 +216,7 @@ class ReservedHoldMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hold = scope.get(HOLD_REQUEST)
-        if not isinstance(hold, HoldRequest) or scope.get(RESERVATION) is None:
+        if not isinstance(hold, HoldRequest):
             await self.app(scope, receive, send)
             return
         scope["route"] = hold_route()
@@ -250,14 +251,10 @@ def _exception_handler(scope: Scope, exc: Exception) -> Any:
     return None
 
 
-_ROUTE: list[BaseRoute] = []
-
-
+@functools.cache
 def hold_route() -> BaseRoute | None:
     """The APIRoute of the bookings router (the app's own routes are included routers)."""
-    if not _ROUTE:
-        _ROUTE.extend(r for r in router.routes if getattr(r, "endpoint", None) is create_booking)
-    return _ROUTE[0] if _ROUTE else None
+    return next((r for r in router.routes if getattr(r, "endpoint", None) is create_booking), None)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

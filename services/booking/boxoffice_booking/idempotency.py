@@ -28,7 +28,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from boxoffice_booking.auth import PRINCIPAL, Principal
 from boxoffice_booking.deps import (
     BORROWS_CONNECTION,
-    HOLD_CLAIMS_KEY,
     KEY_CLAIM,
     LENT_CONNECTION,
     runtime_of,
@@ -46,6 +45,7 @@ from boxoffice_booking.idempotency_repository import (
 )
 from boxoffice_booking.limits import discard_body, read_body
 from boxoffice_booking.problems import Problem, send_problem
+from boxoffice_booking.seat_cache import HOLD_REQUEST
 
 __all__ = ["STALE_CLAIM", "Claim", "ClaimResult", "IdempotencyMiddleware", "claim_key"]
 
@@ -119,9 +119,9 @@ class IdempotencyMiddleware:
         ttl = get_settings().idempotency_ttl_seconds
         pool = runtime_of(scope["app"]).pool
         method = scope["method"]
-        if scope.get(HOLD_CLAIMS_KEY):
-            # A hold going straight to its statement, which claims the key itself (one round
-            # trip fewer, issue 18).
+        if isinstance(scope.get(HOLD_REQUEST), holds.HoldRequest):
+            # A hold the guard reserved goes straight to its statement (ReservedHoldMiddleware),
+            # which claims the key itself (one round trip fewer, issue 18).
             params = claim_params(owner, key, method, path, request_hash, ttl)
             outcome = await self._hold_claiming(scope, body, pool, params)
             if isinstance(outcome, ClaimResult):
