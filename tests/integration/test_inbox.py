@@ -13,8 +13,7 @@ from boxoffice_messaging.inbox import SentMarks, default_marks
 from boxoffice_messaging.redis_client import redis_client
 from boxoffice_notifier.deliveries import DeliveryKey, Outcome, Send, deliver
 from boxoffice_notifier.errors import TransientDeliveryError
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, text
 
 from tests.support.stack import Stack
 
@@ -86,8 +85,8 @@ def test_a_send_accepted_as_its_database_connection_dies_is_recorded_and_not_rep
     delivery = key()
     sends: list[int] = []
 
-    def plan(session: Session, booking: object) -> Send:
-        backend = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    def plan(connection: Connection, booking: object) -> Send:
+        backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
 
         def send_then_lose_the_connection() -> str:
             sends.append(1)

@@ -159,12 +159,19 @@ def test_celerys_routine_task_lines_show_at_debug_only() -> None:
         return all(f.filter(record) for f in trace_logger.filters)  # type: ignore[union-attr]
 
     root = logging.getLogger()
-    level = root.level
+    strategy = logging.getLogger("celery.worker.strategy")
+    level, strategy_level = root.level, strategy.level
     try:
         root.setLevel(logging.INFO)
         assert not passes(LOG_SUCCESS)
         assert passes(LOG_FAILURE)
+        # "Received", the strategy's only INFO line, is off at the level Celery checks once
+        # at start (so it is never built); its errors still show.
+        quiet_routine_task_lines()
+        assert not strategy.isEnabledFor(logging.INFO)
+        assert strategy.isEnabledFor(logging.ERROR)
         root.setLevel(logging.DEBUG)
         assert passes(LOG_SUCCESS)
     finally:
         root.setLevel(level)
+        strategy.setLevel(strategy_level)

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from boxoffice_db.engine import session_scope
+from boxoffice_db.engine import connection_scope
 from boxoffice_messaging.inbox import SentMarks, default_marks
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from boxoffice_notifier import repository
 from boxoffice_notifier.errors import redact
+from boxoffice_notifier.ratelimit import RateLimiter
 
 
 class Outcome(enum.StrEnum):
@@ -42,11 +43,21 @@ class Skip:
 
 
 Send = Callable[[], str | None]
+
+
+@dataclass(frozen=True)
+class Budgeted:
+    """A send that first takes one unit of its provider's shared budget (`RateLimiter`)."""
+
+    budget: RateLimiter
+    send: Send
+
+
 # Decides, inside the transaction that holds the delivery row, what to do: read what the
 # message needs and return the send to run, or a Skip saying why there is nothing to send.
 # It gets the row of the key's booking details, read with the claim
 # (repository.lock_delivery_with_booking), or None (no booking on the key, or no such booking).
-Plan = Callable[[Session, tuple[Any, ...] | None], Send | Skip]
+Plan = Callable[[Connection, tuple[Any, ...] | None], Send | Budgeted | Skip]
 
 FINAL = {"sent", "failed", "skipped"}
 # How long a worker keeps trying to record a send the provider accepted (PostgreSQL down).
@@ -72,23 +83,25 @@ def deliver(key: DeliveryKey, plan: Plan, *, marks: SentMarks | None = None) -> 
     """
     # A "sent" mark in Redis, written the instant the provider accepts, covers a worker
     # killed (or PostgreSQL restarting) before this transaction commits.
+    own_marks = marks is None
     marks = marks or default_marks()
     accepted: Accepted | None = None
     try:
-        with session_scope() as session:
-            status, booking = repository.lock_delivery_with_booking(session, key)
+        with connection_scope() as connection:
+            status, booking = repository.lock_delivery_with_booking(connection, key)
             if status in FINAL:
                 return Outcome.ALREADY_DONE
-            action = plan(session, booking)
+            action = plan(connection, booking)
             if isinstance(action, Skip):
-                repository.set_delivery(session, key, status="skipped", error=action.reason)
+                repository.set_delivery(connection, key, status="skipped", error=action.reason)
                 return Outcome.SKIPPED
-            if marks.is_marked(key.event_id, key.channel):
-                repository.set_delivery(session, key, status="sent", sent_at=datetime.now(UTC))
+            if not _clear_to_send(key, action, marks, own_marks):
+                repository.set_delivery(connection, key, status="sent", sent_at=datetime.now(UTC))
                 return Outcome.ALREADY_DONE
-            accepted = Accepted(action(), datetime.now(UTC))
+            send = action.send if isinstance(action, Budgeted) else action
+            accepted = Accepted(send(), datetime.now(UTC))
             marks.mark(key.event_id, key.channel)
-            _set_sent(session, key, accepted)
+            _set_sent(connection, key, accepted)
             return Outcome.SENT
     except Exception as exc:
         if accepted is not None:
@@ -100,6 +113,24 @@ def deliver(key: DeliveryKey, plan: Plan, *, marks: SentMarks | None = None) -> 
         # records the delivery as failed): nothing is dropped here.
         record_attempt(key, redact(f"{type(exc).__name__}: {exc}"))
         raise
+
+
+def _clear_to_send(
+    key: DeliveryKey, action: Send | Budgeted, marks: SentMarks, own_marks: bool
+) -> bool:
+    """False if a "sent" mark says an earlier attempt was accepted; else True, with one unit of
+    the action's budget taken (if it has one).
+
+    The default marks live on the broker's Redis, as the budgets do: there the budget's script
+    checks the mark too, one round trip instead of two.
+    """
+    if isinstance(action, Budgeted) and own_marks:
+        return action.budget.acquire(unless=marks.key(key.event_id, key.channel))
+    if marks.is_marked(key.event_id, key.channel):
+        return False
+    if isinstance(action, Budgeted):
+        action.budget.acquire()
+    return True
 
 
 @dataclass(frozen=True)
@@ -122,9 +153,9 @@ def record_sent(key: DeliveryKey, accepted: Accepted) -> None:
     delay = 0.1
     while True:
         try:
-            with session_scope() as session:
-                if repository.lock_delivery(session, key) != "sent":
-                    _set_sent(session, key, accepted)
+            with connection_scope() as connection:
+                if repository.lock_delivery(connection, key) != "sent":
+                    _set_sent(connection, key, accepted)
                 return
         except Exception as exc:
             if time.monotonic() + delay > deadline:
@@ -134,9 +165,9 @@ def record_sent(key: DeliveryKey, accepted: Accepted) -> None:
             delay = min(delay * 2, 0.5)
 
 
-def _set_sent(session: Session, key: DeliveryKey, accepted: Accepted) -> None:
+def _set_sent(connection: Connection, key: DeliveryKey, accepted: Accepted) -> None:
     repository.set_delivery(
-        session,
+        connection,
         key,
         status="sent",
         sent_at=accepted.at,
@@ -148,26 +179,28 @@ def _set_sent(session: Session, key: DeliveryKey, accepted: Accepted) -> None:
 
 def skip(key: DeliveryKey, reason: str) -> Outcome:
     """Record that this channel does not apply (opted out, no number, not configured)."""
-    with session_scope() as session:
-        if repository.lock_delivery(session, key) in FINAL:
+    with connection_scope() as connection:
+        if repository.lock_delivery(connection, key) in FINAL:
             return Outcome.ALREADY_DONE
-        repository.set_delivery(session, key, status="skipped", error=reason)
+        repository.set_delivery(connection, key, status="skipped", error=reason)
         return Outcome.SKIPPED
 
 
 def finish(key: DeliveryKey, status: str, reason: str, *, count_attempt: bool = True) -> None:
     """Record a final unsent outcome (counting the attempt) unless it had been sent."""
-    with session_scope() as session:
-        if repository.lock_delivery(session, key) == "sent":
+    with connection_scope() as connection:
+        if repository.lock_delivery(connection, key) == "sent":
             return
         repository.set_delivery(
-            session, key, status=status, count_attempt=count_attempt, error=redact(reason)
+            connection, key, status=status, count_attempt=count_attempt, error=redact(reason)
         )
 
 
 def record_attempt(key: DeliveryKey, reason: str) -> None:
     """Count a failed attempt that will be retried."""
-    with session_scope() as session:
-        if repository.lock_delivery(session, key) in FINAL:
+    with connection_scope() as connection:
+        if repository.lock_delivery(connection, key) in FINAL:
             return
-        repository.set_delivery(session, key, status="retrying", count_attempt=True, error=reason)
+        repository.set_delivery(
+            connection, key, status="retrying", count_attempt=True, error=reason
+        )

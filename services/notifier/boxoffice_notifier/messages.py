@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from email import encoders
 from email.charset import QP, Charset
@@ -149,7 +150,7 @@ def render_booking_email(
     if kind in WITH_CALENDAR:
         attachments.append(
             _calendar_part(
-                booking_calendar(details, organizer=parseaddr(sender)[1]),
+                booking_calendar(details, organizer=_address_of(sender)),
                 filename=f"booking-{details.reference}.ics",
             )
         )
@@ -162,6 +163,12 @@ def render_booking_email(
         headers={"X-Boxoffice-Booking": details.reference},
         attachments=attachments,
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _address_of(sender: str) -> str:
+    """The address in a `Name <address>` header value (the configured sender: parsed once)."""
+    return parseaddr(sender)[1]
 
 
 def _text_part(text: str, subtype: str) -> MIMEText:

@@ -12,9 +12,9 @@ from boxoffice_contracts.envelope import MalformedMessage
 from boxoffice_contracts.events import EMAIL, EVENTS, SMS
 from celery import current_task
 from prometheus_client import Counter, Histogram
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
-from boxoffice_notifier.deliveries import DeliveryKey, Outcome, Send, Skip, deliver
+from boxoffice_notifier.deliveries import Budgeted, DeliveryKey, Outcome, Skip, deliver
 from boxoffice_notifier.details import BookingDetails, booking_details, format_amount
 from boxoffice_notifier.messages import render_booking_email, render_sms
 from boxoffice_notifier.providers import get_providers
@@ -75,7 +75,7 @@ def notify(envelope: Envelope, channel: str) -> Outcome:
     key = delivery_key(envelope, channel)
     booking_id = uuid.UUID(envelope.aggregate_id)
 
-    def plan(session: Session, booking: tuple[Any, ...] | None) -> Send | Skip:
+    def plan(_: Connection, booking: tuple[Any, ...] | None) -> Budgeted | Skip:
         # In the delivery's own transaction: the booking's details came with the claim.
         details = None if booking is None else booking_details(booking)
         if details is None:
@@ -125,22 +125,21 @@ def _not_applicable(kind: str, channel: str, details: BookingDetails) -> str | N
 
 def _email_sender(
     key: DeliveryKey, kind: str, details: BookingDetails, extra: dict[str, Any]
-) -> Send:
+) -> Budgeted:
     providers = get_providers()
     message = render_booking_email(
         kind, details, sender=providers.settings.mail_from, event_id=str(key.event_id), **extra
     )
 
     def send() -> None:
-        providers.smtp_limit.acquire()
         providers.smtp.send(message)
 
-    return send
+    return Budgeted(providers.smtp_limit, send)
 
 
 def _sms_sender(
     key: DeliveryKey, kind: str, details: BookingDetails, extra: dict[str, Any]
-) -> Send:
+) -> Budgeted:
     providers = get_providers()
     gateway = providers.sms
     assert gateway is not None
@@ -149,7 +148,6 @@ def _sms_sender(
     body = render_sms(kind, details, **extra)
 
     def send() -> str | None:
-        providers.sms_limit.acquire()
         return gateway.send(phone, body, idempotency_key=f"{key.event_id}:{key.channel}")
 
-    return send
+    return Budgeted(providers.sms_limit, send)

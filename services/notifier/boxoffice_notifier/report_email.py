@@ -6,7 +6,7 @@ import logging
 from datetime import date
 from typing import Any
 
-from boxoffice_notifier.deliveries import DeliveryKey, Outcome, deliver, skip
+from boxoffice_notifier.deliveries import Budgeted, DeliveryKey, Outcome, deliver, skip
 from boxoffice_notifier.messages import render_email
 from boxoffice_notifier.providers import get_providers
 from boxoffice_notifier.reports import assemble_report, report_event_id
@@ -36,9 +36,8 @@ def email_report(day: date, parts: list[dict[str, Any]]) -> Outcome:
     )
 
     def send() -> None:
-        providers.smtp_limit.acquire()
         providers.smtp.send(message)
 
-    outcome = deliver(key, lambda _session, _booking: send)
+    outcome = deliver(key, lambda _connection, _booking: Budgeted(providers.smtp_limit, send))
     log.info("daily report %s", outcome.value, extra={"day": day.isoformat()})
     return outcome

@@ -22,6 +22,7 @@ from boxoffice_db.models import (
 )
 from sqlalchemy import (
     ARRAY,
+    Connection,
     Row,
     String,
     Update,
@@ -65,30 +66,25 @@ _LOCK = _inserted.on_conflict_do_update(
 ).returning(Delivery.status)
 
 
-def lock_delivery(session: Session, key: DeliveryKey) -> str:
+def lock_delivery(connection: Connection, key: DeliveryKey) -> str:
     """Insert the delivery row if new, lock it, and return its status."""
-    # Core on the session's connection: the ORM's bulk-statement machinery adds nothing here.
-    status: str = (
-        session.connection()
-        .execute(
-            _LOCK,
-            {
-                "event_id": key.event_id,
-                "channel": key.channel,
-                "kind": key.kind,
-                "booking_id": key.booking_id,
-            },
-        )
-        .scalar_one()
-    )
+    status: str = connection.execute(
+        _LOCK,
+        {
+            "event_id": key.event_id,
+            "channel": key.channel,
+            "kind": key.kind,
+            "booking_id": key.booking_id,
+        },
+    ).scalar_one()
     return status
 
 
 def set_delivery(
-    session: Session, key: DeliveryKey, *, count_attempt: bool = False, **values: Any
+    connection: Connection, key: DeliveryKey, *, count_attempt: bool = False, **values: Any
 ) -> None:
     """Update the locked delivery's `values` (and count an attempt)."""
-    session.connection().execute(
+    connection.execute(
         _update(tuple(sorted(values)), count_attempt),
         {
             "key_event_id": key.event_id,
@@ -162,26 +158,22 @@ _LOCK_AND_DETAILS = select(_LOCKED.c.status, *_DETAILS_OF.c).select_from(
 
 
 def lock_delivery_with_booking(
-    session: Session, key: DeliveryKey
+    connection: Connection, key: DeliveryKey
 ) -> tuple[str, tuple[Any, ...] | None]:
     """`lock_delivery`, and the details of the key's booking (None: no booking, or no such
     booking) read by the same statement: one round trip instead of two. The details are as of
     the statement's start (one snapshot), before any wait for the row lock."""
     if key.booking_id is None:
-        return lock_delivery(session, key), None
-    status, *details = (
-        session.connection()
-        .execute(
-            _LOCK_AND_DETAILS,
-            {
-                "event_id": key.event_id,
-                "channel": key.channel,
-                "kind": key.kind,
-                "booking_id": key.booking_id,
-            },
-        )
-        .one()
-    )
+        return lock_delivery(connection, key), None
+    status, *details = connection.execute(
+        _LOCK_AND_DETAILS,
+        {
+            "event_id": key.event_id,
+            "channel": key.channel,
+            "kind": key.kind,
+            "booking_id": key.booking_id,
+        },
+    ).one()
     return status, None if details[0] is None else tuple(details)
 
 
