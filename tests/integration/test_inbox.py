@@ -11,8 +11,9 @@ from boxoffice_db.engine import get_engine, session_scope
 from boxoffice_db.models import Delivery
 from boxoffice_messaging.inbox import SentMarks, default_marks
 from boxoffice_messaging.redis_client import redis_client
-from boxoffice_notifier.deliveries import DeliveryKey, Outcome, Send, deliver
+from boxoffice_notifier.deliveries import Budgeted, DeliveryKey, Outcome, Send, deliver
 from boxoffice_notifier.errors import TransientDeliveryError
+from boxoffice_notifier.ratelimit import RateLimiter
 from sqlalchemy import Connection, text
 
 from tests.support.stack import Stack
@@ -130,3 +131,24 @@ def test_without_redis_the_delivery_row_alone_decides(stack: Stack) -> None:
     assert deliver(delivery, lambda *_: counting(sends), marks=unreachable) is Outcome.SENT
     assert deliver(delivery, lambda *_: counting(sends), marks=unreachable) is Outcome.ALREADY_DONE
     assert sends == [1]
+
+
+def test_a_budgeted_send_already_marked_takes_no_budget_and_sends_nothing(stack: Stack) -> None:
+    # The mark check rides in the budget's script: a message an earlier attempt sent must
+    # neither go again nor spend a unit of the provider's budget.
+    redis = redis_client(stack.redis_url)
+    limiter = RateLimiter(redis, f"test-{uuid.uuid4()}", per_second=1)
+    sends: list[int] = []
+    sent_before = key()
+    default_marks().mark(sent_before.event_id, "email")
+    budgeted = Budgeted(limiter, counting(sends))
+    assert deliver(sent_before, lambda *_: budgeted) is Outcome.ALREADY_DONE
+    assert sends == []
+    assert not redis.exists(limiter.key), "no budget taken"
+    assert delivery_status(sent_before.event_id) == "sent"
+
+    fresh = key()
+    assert deliver(fresh, lambda *_: budgeted) is Outcome.SENT
+    assert sends == [1]
+    assert redis.exists(limiter.key), "one unit of the budget taken"
+    assert default_marks().is_marked(fresh.event_id, "email")
