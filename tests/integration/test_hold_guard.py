@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
+import fastapi.routing
 import pytest
 from boxoffice_booking.auth import hash_key
 from boxoffice_booking.seat_cache import AsyncSeatCache, SeatCache, Verdict, reservation_token
@@ -407,10 +408,23 @@ def test_a_claim_left_by_a_dead_process_is_taken_over_by_the_hold(client: TestCl
     assert hold(client, showtime_id, ["A5"], f"{key}-a5", "zoë@exämple.com").status_code == 201
 
 
-def test_a_reserved_hold_is_answered_as_the_handler_answers_it(client: TestClient) -> None:
+def test_a_reserved_hold_is_answered_as_the_handler_answers_it(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A hold the guard reserved is answered without FastAPI's routing (ReservedHoldMiddleware),
     with the handler's answer: the same bytes as FastAPI's for the same booking, its headers,
     and its problems."""
+    # FastAPI solves a route's dependencies for every request it routes (looked up by name at
+    # call time): every request that reaches FastAPI is listed here.
+    routed: list[tuple[str, str]] = []
+    solve = fastapi.routing.solve_dependencies
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        request = kwargs["request"]
+        routed.append((request.method, request.url.path))
+        return await solve(*args, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counting)
     showtime_id = make_catalog(client)["showtime"]["id"]
     run = uuid.uuid4().hex[:8]
     before = pool_requests(client)
@@ -431,6 +445,9 @@ def test_a_reserved_hold_is_answered_as_the_handler_answers_it(client: TestClien
     )
     assert plain.status_code == 201, plain.text
     assert client.get(plain.headers["location"]).content == plain.content
+    # The reads went through FastAPI (the list sees routed requests); the holds did not.
+    assert ("GET", won.headers["location"]) in routed
+    assert ("POST", "/v1/bookings") not in routed
     # A refusal from PostgreSQL (the cache cannot say) is the app's problem+json.
     states, ready, _ = SeatCache._keys(uuid.UUID(showtime_id))
     with redis_client(get_settings().redis_url) as redis:
@@ -440,5 +457,6 @@ def test_a_reserved_hold_is_answered_as_the_handler_answers_it(client: TestClien
     assert lost.headers["content-type"] == "application/problem+json"
     assert lost.json()["seats"] == ["A2"]
     assert lost.json()["instance"] == "/v1/bookings"
+    assert ("POST", "/v1/bookings") not in routed, "the refusal is answered on the same path"
     # Metrics name the route.
     assert conflicts_by_route("/v1/bookings") >= 1
