@@ -170,7 +170,37 @@ def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
     ]
     if not ready:
         return 0
-    task_rows = []
+    # The tasks' rows are written before their messages exist. Written after publishing, a
+    # worker could start a task first: its status writer's batch (upserts of tasks rows, in
+    # its own order) and this insert then waited on each other's uncommitted rows, a deadlock
+    # PostgreSQL broke after deadlock_timeout (1 s) by failing this batch, which the relay then
+    # published a second time. Now a worker's write of one of these rows waits for this
+    # transaction and nothing here waits for the worker.
+    task_rows = [
+        {
+            "id": task_id_for(row.event_id, route),
+            "name": route.task,
+            "queue": route.queue,
+            "status": TaskStatus.PENDING,
+            "args_summary": summarize_args([row.payload], {}),
+            # Every event's aggregate is a booking: its client may read the task.
+            "booking_id": row.aggregate_id,
+            "retries": 0,
+        }
+        for row in ready
+        for route in EVENT_ROUTES.get(row.event_type, ())
+    ]
+    if task_rows:
+        statement = insert(TaskRecord).values(task_rows)
+        session.execute(
+            # A worker that started the task first (a message published again) wrote its row
+            # without the booking.
+            statement.on_conflict_do_update(
+                index_elements=[TaskRecord.id],
+                set_={"booking_id": statement.excluded.booking_id},
+                where=TaskRecord.booking_id.is_(None),
+            )
+        )
     for row in ready:
         with span_from_carrier(
             f"outbox publish {row.event_type}",
@@ -178,30 +208,6 @@ def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
             attributes={"boxoffice.event_type": row.event_type},
         ):
             publish_event(app, row.event_type, row.payload, row.event_id)
-        for route in EVENT_ROUTES.get(row.event_type, ()):
-            task_id = task_id_for(row.event_id, route)
-            task_rows.append(
-                {
-                    "id": task_id,
-                    "name": route.task,
-                    "queue": route.queue,
-                    "status": TaskStatus.PENDING,
-                    "args_summary": summarize_args([row.payload], {}),
-                    # Every event's aggregate is a booking: its client may read the task.
-                    "booking_id": row.aggregate_id,
-                    "retries": 0,
-                }
-            )
-    if task_rows:
-        statement = insert(TaskRecord).values(task_rows)
-        session.execute(
-            # A worker that started the task first wrote its row without the booking.
-            statement.on_conflict_do_update(
-                index_elements=[TaskRecord.id],
-                set_={"booking_id": statement.excluded.booking_id},
-                where=TaskRecord.booking_id.is_(None),
-            )
-        )
     session.execute(
         update(OutboxEvent)
         .where(OutboxEvent.id.in_([row.id for row in ready]))
