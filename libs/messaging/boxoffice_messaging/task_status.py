@@ -249,7 +249,12 @@ def _flush_on_shutdown(**_: Any) -> None:
 
 
 def track_published_tasks() -> None:
-    """Record PENDING rows for the tasks this process sends (the relay, the API, the CLI)."""
+    """Record PENDING rows for the tasks this process sends (the CLI's dead-letter replay).
+
+    Not for a process that runs `outbox.publish_pending`: the relay writes its tasks' rows
+    itself, before publishing, in the batch's transaction, and this signal's insert of the same
+    row, on another connection, would wait for that transaction while it waits for the publish.
+    """
     before_task_publish.connect(_on_publish, weak=False)
 
 
