@@ -160,6 +160,16 @@ def _publish_rate(booking_ids: list[str]) -> float:
     return (count - 1) / span if span > 0 else math.nan
 
 
+RELAY_FAILURE = "outbox relay cannot publish"
+
+
+def _relay_failures(ctx: Context) -> list[str]:
+    """The relay's log lines of failed batches so far (each rolled back, then retried)."""
+    return [
+        line for line in ctx.system.processes["relay"].log().splitlines() if RELAY_FAILURE in line
+    ]
+
+
 def _pid(process: ServiceProcess) -> int:
     assert process.process is not None, f"{process.name} is not running"
     return process.process.pid
@@ -225,6 +235,7 @@ def run_notifications(ctx: Context) -> ScenarioResult:
         math.ceil((steady_count + sizes.burst_confirmations) / SEATS_PER_SHOWTIME)
     )
 
+    relay_failures_before = len(_relay_failures(ctx))
     say(f"4. notifications: {steady_count} confirmations at {rate}/s")
     # The relay's CPU per booking (its confirmation event) over the steady phase,
     # with the relay long started (the backlog phase below restarts it).
@@ -266,6 +277,7 @@ def run_notifications(ctx: Context) -> ScenarioResult:
 
     noop_rate, noop_cpu_ms = _noop_drain_rate(ctx, sizes.noop_tasks)
     drain_ratio = ratio(email_rate, noop_rate)
+    relay_failures = _relay_failures(ctx)[relay_failures_before:]
     result.data = {
         "steady": {
             "rate": rate,
@@ -293,6 +305,7 @@ def run_notifications(ctx: Context) -> ScenarioResult:
             ),
             "relay_events_per_second": round(relay_rate, 1),
         },
+        "relay_failed_batches": len(relay_failures),
         "baseline_noop_tasks": sizes.noop_tasks,
         "baseline_noop_per_second": round(noop_rate, 1),
         "baseline_noop_cpu_ms_per_task": round(noop_cpu_ms, 2),
@@ -352,12 +365,19 @@ def run_notifications(ctx: Context) -> ScenarioResult:
             ),
         ),
         Row("API confirmations/s (16 conns)", number(confirm_rate)),
+        Row("relay batches failed and retried (its log)", str(len(relay_failures))),
     ]
     if len(paid) != steady_count:
         result.failures.append(f"{len(paid)} of {steady_count} steady confirmations succeeded")
     if len(backlog) != sizes.burst_confirmations:
         result.failures.append(
             f"{len(backlog)} of {sizes.burst_confirmations} backlog confirmations succeeded"
+        )
+    if relay_failures:
+        # Each is a batch rolled back and published again, after a backoff: a latency tail.
+        result.notes.append(
+            f"the relay failed {len(relay_failures)} batch(es) and retried them; the first: "
+            + relay_failures[0][:300]
         )
     received = ctx.system.mailbox.count()
     expected = len(paid) + len(backlog)
