@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from boxoffice_db.aio import AsyncConn
+from boxoffice_db.aio import AsyncConn, execute
 from boxoffice_db.models import (
     Booking,
     Seat,
@@ -149,7 +149,7 @@ async def run_hold(conn: AsyncConn, params: dict[str, Any], claim: str | None = 
 
     With `claim`, `hold_sql(claim)`'s rows (`params` then has the claim's too).
     """
-    cursor = await conn.execute(HOLD_SQL if claim is None else _claiming_sql(claim), params)
+    cursor = await execute(conn, HOLD_SQL if claim is None else _claiming_sql(claim), params)
     return await cursor.fetchall()
 
 
@@ -211,7 +211,7 @@ def seat_states(session: Session, showtime_id: uuid.UUID) -> list[SeatStateRow]:
 
 async def seat_states_async(conn: AsyncConn, showtime_id: uuid.UUID) -> list[SeatStateRow]:
     """`seat_states` on the API's asyncio connection."""
-    cursor = await conn.execute(SEAT_STATES_SQL, {"showtime_id": showtime_id})
+    cursor = await execute(conn, SEAT_STATES_SQL, {"showtime_id": showtime_id})
     return [
         SeatStateRow(r.label, SeatState(r.state), r.hold_expires_at)
         for r in await cursor.fetchall()

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from boxoffice_db.aio import AsyncConn
+from boxoffice_db.aio import AsyncConn, execute
 from boxoffice_db.models import ApiKey, Client
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -114,5 +114,5 @@ RETURNING id, scopes, owner_id
 
 async def find_active_key(conn: AsyncConn, key_hash: str) -> ActiveKey | None:
     """The unrevoked key with this hash (its use noted), or None."""
-    row = await (await conn.execute(_FIND_ACTIVE, {"key_hash": key_hash})).fetchone()
+    row = await (await execute(conn, _FIND_ACTIVE, {"key_hash": key_hash})).fetchone()
     return ActiveKey(row.id, list(row.scopes), row.owner_id) if row is not None else None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from boxoffice_db.aio import AsyncConn
+from boxoffice_db.aio import AsyncConn, execute
 from psycopg.types.json import Jsonb
 
 # A claim whose request never finished (its process died) is given up after this long.
@@ -92,7 +92,7 @@ async def claim_key(
 ) -> ClaimResult:
     """Claim `key` for this request, or say why not (stored answer, mismatch, in progress)."""
     params = claim_params(principal, key, method, path, request_hash, ttl_seconds)
-    claimed = await conn.execute(CLAIM_SQL, params)
+    claimed = await execute(conn, CLAIM_SQL, params)
     if await claimed.fetchone() is not None:
         return ClaimResult(Claim.CLAIMED)
     return await refused_claim(conn, principal, key, request_hash)
@@ -103,7 +103,7 @@ async def refused_claim(
 ) -> ClaimResult:
     """Why CLAIM_SQL took no record: a stored answer to replay, a mismatch, or in progress."""
     ids = {"principal": principal, "key": key}
-    record = await (await conn.execute(_RECORD, ids)).fetchone()
+    record = await (await execute(conn, _RECORD, ids)).fetchone()
     if record is None:  # freed between our insert and select: the client may simply retry
         return ClaimResult(Claim.IN_PROGRESS)
     if record.request_hash != request_hash:
@@ -117,7 +117,7 @@ async def refused_claim(
 
 async def has_live_record(conn: AsyncConn, principal: str, key: str) -> bool:
     """Whether `key` has a record a new claim would not take over (a read: no write)."""
-    found = await conn.execute(_LIVE, {"principal": principal, "key": key})
+    found = await execute(conn, _LIVE, {"principal": principal, "key": key})
     return await found.fetchone() is not None
 
 
@@ -125,7 +125,8 @@ async def store_answer(
     conn: AsyncConn, principal: str, key: str, status: int, headers: dict[str, str], body: bytes
 ) -> None:
     """Store the answer to replay for this key."""
-    await conn.execute(
+    await execute(
+        conn,
         _STORE,
         {
             "principal": principal,
@@ -138,4 +139,4 @@ async def store_answer(
 
 
 async def release_claim(conn: AsyncConn, principal: str, key: str) -> None:
-    await conn.execute(_RELEASE, {"principal": principal, "key": key})
+    await execute(conn, _RELEASE, {"principal": principal, "key": key})
