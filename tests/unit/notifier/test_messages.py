@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from email import message_from_bytes, policy
+from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
+from io import BytesIO
 
 import icalendar
 import pytest
@@ -12,6 +14,7 @@ from boxoffice_notifier import gsm7
 from boxoffice_notifier.errors import PermanentDeliveryError, TransientDeliveryError
 from boxoffice_notifier.ics import booking_calendar
 from boxoffice_notifier.messages import render_booking_email, render_sms
+from boxoffice_notifier.smtp import flatten
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -253,3 +256,27 @@ def test_the_fast_header_path_writes_what_compat32_writes(film: str) -> None:
     fast = message.as_bytes()  # also fixes the multipart boundaries for the second run
     plain = message.as_bytes(policy=policy.compat32)
     assert fast == plain
+
+
+def stock_smtp_bytes(message: Message) -> bytes:
+    """What `smtplib.SMTP.send_message` writes for `message`: the stock generator, CRLF."""
+    data = BytesIO()
+    BytesGenerator(data).flatten(message, linesep="\r\n")
+    return data.getvalue()
+
+
+@given(
+    film=st.lists(
+        st.sampled_from(["From ", "Ω", "千", "a", " ", "\n", "\r", "\r\n", "=", ".", "x" * 70])
+    ).map(lambda pieces: "".join(pieces).strip() or "Film"),
+    kind=st.sampled_from(["booking_confirmed", "hold_expired"]),
+)
+def test_the_sender_flattens_a_message_to_the_stock_generators_bytes(film: str, kind: str) -> None:
+    # Line ends of every kind, "From " at a line's start (escaped), 8bit and quoted-printable
+    # bodies, the calendar's base64: the bytes smtplib's own generator writes.
+    message = render_booking_email(
+        kind, sample_details(film=film, venue=film), sender=SENDER, event_id=EVENT_ID
+    )
+    flat = flatten(message)
+    assert flat == stock_smtp_bytes(message)
+    assert b"\n" not in flat.replace(b"\r\n", b"")
