@@ -198,10 +198,10 @@ class _BodyAtOnceGenerator(BytesGenerator):
     """`BytesGenerator` writing each body in one piece, the same bytes.
 
     The stock generator writes a text body line by line, two writes a line, each encoded on
-    its own: for a confirmation (text, HTML and a base64 calendar) about a hundred writes, a
-    third of the time it takes to flatten it. Joining the lines with the line end first and
-    writing them once gives what those writes gave (the last piece is written only if not
-    empty, as there).
+    its own: for a confirmation (text, HTML and a base64 calendar) about a hundred writes.
+    Joining the lines with the line end first and writing them once gives what those writes
+    gave (the last piece is written only if not empty, as there), in about a tenth less time
+    (152-156 against 138-140 µs a confirmation on the bench machine).
     """
 
     def _write_lines(self, lines: str) -> None:
