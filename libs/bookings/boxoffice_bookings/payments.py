@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -117,10 +117,18 @@ def start_payment(
     provider_name: str,
     outcome: str | None,
     provider_for: ProviderFor = provider_named,
+    may_pay: Callable[[uuid.UUID], bool] | None = None,
 ) -> PaymentResult:
-    """Start a payment; a provider that settles at once (`test`) confirms or refunds now."""
-    provider = provider_for(provider_name)
+    """Start a payment; a provider that settles at once (`test`) confirms or refunds now.
+
+    `may_pay(owner_id)`: whether the caller may pay for a booking of that client; a booking it
+    may not is answered as a missing one (BookingNotFound), checked on the locked read rather
+    than by a query of its own.
+    """
     booking = get_booking(session, booking_id, lock=True)
+    if may_pay is not None and not may_pay(booking.owner_id):
+        raise BookingNotFound(f"No booking {booking_id}.")
+    provider = provider_for(provider_name)
     if booking.status in (BookingStatus.CONFIRMED, BookingStatus.CANCELLED):
         raise BookingStateConflict(
             f"Booking {booking.reference} is {booking.status.value}.", status_now=booking.status

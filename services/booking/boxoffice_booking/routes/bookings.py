@@ -20,6 +20,7 @@ from boxoffice_settings import Settings
 from fastapi import Query, Request, Response
 from prometheus_client import Counter
 from pydantic import EmailStr
+from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from boxoffice_booking.auth import Principal, require_scope
@@ -37,6 +38,7 @@ from boxoffice_booking.ownership import (
     active_holds_limit,
     check_actionable,
     check_readable,
+    may_act,
     may_read,
     owner_filter,
 )
@@ -273,12 +275,12 @@ def read_booking(booking_id: uuid.UUID, principal: ReaderDep, session: SessionDe
         **problem_responses(400, 404, 409, 503),
     },
 )
-def create_payment(
+async def create_payment(
     booking_id: uuid.UUID,
     body: PaymentCreate,
     principal: WriterDep,
     session: SessionDep,
-    cache: SeatCacheDep,
+    runtime: RuntimeDep,
     response: Response,
 ) -> PaymentPublic:
     """Pay for a held booking; when the payment is captured the booking is CONFIRMED.
@@ -286,33 +288,50 @@ def create_payment(
     A payment captured after the hold lapsed re-acquires the seats if they are still free;
     if not, it is refunded at once and the answer is a 409 `hold-expired`.
     """
-    check_actionable(session, principal, booking_id)
-    result = payments.start_payment(session, booking_id, body.provider, body.outcome)
-    session.commit()
-    cache.mark(result.booking.showtime_id, result.settlement.seat_changes)
-    # Refunds are asked of the provider after the commit; one that fails stays pending and
-    # the reaper's reconciliation settles it.
-    if result.settlement.refund_ids:
-        refunds.execute_refunds(result.settlement.refund_ids)
-        session.refresh(result.payment)  # what the refund recorded
-        session.rollback()
+
+    def pay() -> tuple[payments.PaymentResult, PaymentPublic]:
+        # One thread-pool job from the locked read to the answer's fields, and the session's
+        # transaction ended in it (a sync handler cost three jobs: the handler, FastAPI's
+        # validation of its answer, the session's close).
+        try:
+            result = payments.start_payment(
+                session,
+                booking_id,
+                body.provider,
+                body.outcome,
+                may_pay=lambda owner: may_act(principal, owner),
+            )
+            session.commit()
+            # Refunds are asked of the provider after the commit; one that fails stays pending
+            # and the reaper's reconciliation settles it.
+            if result.settlement.refund_ids:
+                refunds.execute_refunds(result.settlement.refund_ids)
+                session.refresh(result.payment)  # what the refund recorded
+            return result, PaymentPublic(
+                **payment_summary(result.payment).model_dump(),
+                checkout=dict(result.checkout),
+                booking=booking_public(result.booking),
+            )
+        finally:
+            if session.in_transaction():
+                session.rollback()
+
+    result, public = await run_in_threadpool(pay)
+    if result.settlement.seat_changes:
+        await runtime.seat_cache.mark(result.booking.showtime_id, result.settlement.seat_changes)
     if result.settled is Settled.CONFIRMED:
         CONFIRMATIONS.inc()
-        REVENUE.labels(result.payment.currency).inc(result.payment.amount_minor)
+        REVENUE.labels(public.currency).inc(public.amount_minor)
     if result.settled is Settled.REFUNDED:
         raise HoldExpired(
-            f"The hold of booking {result.booking.reference} expired and its seats were "
+            f"The hold of booking {public.booking.reference} expired and its seats were "
             "taken; the payment is refunded.",
-            payment_id=str(result.payment.id),
+            payment_id=str(public.id),
         )
     if result.reused:
         response.status_code = 200
     response.headers["Location"] = f"/v1/bookings/{booking_id}/payments"
-    return PaymentPublic(
-        **payment_summary(result.payment).model_dump(),
-        checkout=dict(result.checkout),
-        booking=booking_public(result.booking),
-    )
+    return public
 
 
 @router.get(

@@ -9,7 +9,7 @@ from fastapi import Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from boxoffice_booking.deps import SeatCacheDep, SessionDep, SessionRouter
+from boxoffice_booking.deps import RuntimeDep, SessionDep, SessionRouter
 from boxoffice_booking.problems import problem_responses
 
 router = SessionRouter(prefix="/v1/payments", tags=["payments"])
@@ -21,7 +21,7 @@ class WebhookAck(BaseModel):
 
 @router.post("/webhooks/{provider}", responses=problem_responses(400, 401, 422, 503, common=()))
 async def receive_webhook(
-    provider: str, request: Request, session: SessionDep, cache: SeatCacheDep
+    provider: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> WebhookAck:
     """Verify the signature over the raw body, then apply the event once per event id.
 
@@ -39,6 +39,7 @@ async def receive_webhook(
         return result
 
     result = await run_in_threadpool(apply)
-    if result.showtime_id is not None:
-        cache.mark(result.showtime_id, result.settlement.seat_changes)
+    if result.showtime_id is not None and result.settlement.seat_changes:
+        # On the event loop, so through the asyncio client: a slow Redis blocks no request.
+        await runtime.seat_cache.mark(result.showtime_id, result.settlement.seat_changes)
     return WebhookAck(status=result.status)
