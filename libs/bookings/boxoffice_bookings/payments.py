@@ -165,8 +165,7 @@ def start_payment(
     if order.status is PaymentStatus.FAILED:
         payment.failure_reason = "declined by the test provider"
     # Inserted with its outcome: one INSERT, before the ledger rows that refer to it.
-    session.add(payment)
-    session.flush()
+    repository.add_payment(session, payment)
     result = PaymentResult(payment, booking, Settlement(), dict(order.checkout))
     if order.status is PaymentStatus.FAILED:
         repository.record_movement(

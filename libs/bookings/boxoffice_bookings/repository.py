@@ -23,7 +23,7 @@ from boxoffice_db.models import (
 from boxoffice_db.models import Refund as RefundRow
 from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached, selectinload
 from sqlalchemy.sql import func
 
 # Payment statuses (boxoffice_payments.PaymentStatus values) that mean money may be moving.
@@ -103,6 +103,48 @@ def showtime_starts_at(session: Session, showtime_id: uuid.UUID) -> datetime:
 
 
 # --- payments ------------------------------------------------------------------------------
+
+
+# Every column a new payment is inserted with; the database sets created_at and updated_at.
+_PAYMENT_COLUMNS = (
+    "id",
+    "booking_id",
+    "provider",
+    "status",
+    "amount_minor",
+    "currency",
+    "provider_reference",
+    "provider_payment_id",
+    "refund_reference",
+    "refunded_minor",
+    "failure_reason",
+)
+_ADD_PAYMENT = (
+    insert(Payment)
+    .values({column: bindparam(column) for column in _PAYMENT_COLUMNS})
+    .returning(Payment.created_at, Payment.updated_at)
+)
+
+
+def add_payment(session: Session, payment: Payment) -> None:
+    """Insert a new payment and make it the session's persistent object, without a flush.
+
+    One Core INSERT returning what the database set, then the object joins the session as
+    if it had been loaded: later changes to it are flushed as an UPDATE, as before. (The
+    ORM's flush of the one new object was about a fifth of the payment handler's CPU.)
+    An attribute left unset is written as its column's default (`refunded_minor` 0, the
+    others NULL) and set on the object too, so that reading it never loads the row again.
+    """
+    values = {column: getattr(payment, column) for column in _PAYMENT_COLUMNS}
+    if values["refunded_minor"] is None:
+        values["refunded_minor"] = 0
+    created_at, updated_at = session.connection().execute(_ADD_PAYMENT, values).one()
+    for column, value in values.items():
+        setattr(payment, column, value)
+    payment.created_at = created_at
+    payment.updated_at = updated_at
+    make_transient_to_detached(payment)
+    session.add(payment)
 
 
 _PAYMENT_IN_PROGRESS = (
