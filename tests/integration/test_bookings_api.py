@@ -212,6 +212,16 @@ def test_an_unknown_provider_is_a_422(client: TestClient) -> None:
     assert response.status_code == 422
 
 
+def test_a_paid_seat_reads_sold_from_the_seat_map_the_cache_serves(client: TestClient) -> None:
+    showtime = make_catalog(client)["showtime"]
+    booking = hold(client, showtime["id"], ["C5", "C6"]).json()
+    # Once read, the seat map is served from the seat cache: the payment must mark the sale.
+    assert seat_status(client, showtime["id"], "C5") == "held"
+    assert pay(client, booking["id"]).status_code == 201
+    assert seat_status(client, showtime["id"], "C5") == "sold"
+    assert seat_status(client, showtime["id"], "C6") == "sold"
+
+
 def test_a_pending_test_payment_settles_by_signed_webhook(client: TestClient) -> None:
     import json
 
@@ -219,6 +229,8 @@ def test_a_pending_test_payment_settles_by_signed_webhook(client: TestClient) ->
 
     showtime = make_catalog(client)["showtime"]
     booking = hold(client, showtime["id"], ["A4"]).json()
+    # The seat map is served from the seat cache once read: the webhook must mark the sale.
+    assert seat_status(client, showtime["id"], "A4") == "held"
     pending = pay(client, booking["id"], "pending").json()
     body = json.dumps(
         {
@@ -234,6 +246,7 @@ def test_a_pending_test_payment_settles_by_signed_webhook(client: TestClient) ->
     )
     assert response.json() == {"status": "processed"}
     assert client.get(f"/v1/bookings/{booking['id']}").json()["status"] == "CONFIRMED"
+    assert seat_status(client, showtime["id"], "A4") == "sold"
 
 
 def test_an_internationalised_address_is_accepted_or_refused_with_a_clear_422(
