@@ -1,10 +1,19 @@
-"""A real SMTP server (aiosmtpd) that notes when each email arrived and what it mentions."""
+"""A real SMTP server (aiosmtpd) that notes when each email arrived and what it mentions.
+
+It runs in a process of its own: in the bench's process its thread took the GIL from the load
+generator's event loop for every SMTP command (and the other way round), so the email arrival
+times and the HTTP answers' latencies each waited on the other's work. Both processes read the
+same wall clock.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import threading
 import time
+from contextlib import suppress
+from multiprocessing.connection import Connection
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -13,6 +22,8 @@ from boxoffice_devstack.servers import free_port
 # Booking references are short upper-case codes; an email "is about" every such token in it,
 # so matching survives changes to the templates, subjects and headers.
 TOKEN = re.compile(rb"\b[A-Z0-9]{6,16}\b")
+START_TIMEOUT = 30.0  # seconds for the server process to start listening
+STOP_TIMEOUT = 10.0
 
 
 class TimestampingHandler:
@@ -28,32 +39,83 @@ class TimestampingHandler:
             self.arrivals.append((arrived, tokens))
         return "250 OK"
 
-
-class Mailbox:
-    """The SMTP server the notifier sends to, in this process (same clock as the load)."""
-
-    def __init__(self) -> None:
-        self.handler = TimestampingHandler()
-        self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
-
-    def start(self) -> Mailbox:
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        self.controller.stop()
-
     def count(self) -> int:
-        with self.handler.lock:
-            return len(self.handler.arrivals)
+        with self.lock:
+            return len(self.arrivals)
 
     def first_arrivals(self, references: set[str]) -> dict[str, float]:
-        """Reference -> when the first email mentioning it arrived (for those that did)."""
-        with self.handler.lock:
-            arrivals = list(self.handler.arrivals)
+        with self.lock:
+            arrivals = list(self.arrivals)
         first: dict[str, float] = {}
         for arrived, tokens in arrivals:
             for reference in tokens & references:
                 first.setdefault(reference, arrived)
+        return first
+
+
+def _serve(port: int, requests: Connection) -> None:
+    """The server process: the SMTP server, and the parent's questions answered over a pipe
+    until it says stop (or goes away)."""
+    handler = TimestampingHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        requests.send("ready")
+        while True:
+            try:
+                request, argument = requests.recv()
+            except EOFError:
+                return
+            if request == "count":
+                requests.send(handler.count())
+            elif request == "first_arrivals":
+                requests.send(handler.first_arrivals(argument))
+            else:
+                requests.send(None)
+                return
+    finally:
+        controller.stop()
+
+
+class Mailbox:
+    """The SMTP server the notifier sends to, in a process of its own started by this one."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        context = multiprocessing.get_context("spawn")
+        self._requests, child = context.Pipe()
+        self._lock = threading.Lock()
+        self._process = context.Process(
+            target=_serve, args=(self.port, child), name="bench-mailbox", daemon=True
+        )
+
+    def start(self) -> Mailbox:
+        self._process.start()
+        if not self._requests.poll(START_TIMEOUT) or self._requests.recv() != "ready":
+            self._process.kill()
+            raise RuntimeError("the bench's SMTP server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            with suppress(OSError, EOFError):
+                self._ask("stop")
+            self._process.join(STOP_TIMEOUT)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+        self._requests.close()
+
+    def _ask(self, request: str, argument: Any = None) -> Any:
+        with self._lock:
+            self._requests.send((request, argument))
+            return self._requests.recv()
+
+    def count(self) -> int:
+        count: int = self._ask("count")
+        return count
+
+    def first_arrivals(self, references: set[str]) -> dict[str, float]:
+        """Reference -> when the first email mentioning it arrived (for those that did)."""
+        first: dict[str, float] = self._ask("first_arrivals", set(references))
         return first
