@@ -12,13 +12,15 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from boxoffice_devstack.servers import free_port
+from boxoffice_devstack.servers import Postgres, free_port
+from sqlalchemy import create_engine, text
 
 from bench.http_client import burst, encode_request
 from bench.mailbox import Mailbox
 from bench.report import Row, ScenarioResult, markdown_table
 from bench.seating import ROWS, SEATS_PER_ROW, create_showtimes, seat_label
 from bench.stats import Goal, percentile
+from bench.system import commit_timestamps_on
 from bench.wrk import run_wrk
 from tests.support.processes import ServiceProcess, wait_for_http
 from tests.support.stack import Stack
@@ -171,3 +173,32 @@ def test_cpu_of_a_process_tree_keeps_what_its_exited_children_used() -> None:
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_the_bench_cluster_dates_each_commit_on_this_machines_clock(tmp_path: Path) -> None:
+    """Scenario 4 times the pipeline from the payment's commit: PostgreSQL's commit timestamp
+    of the transaction that wrote a row (`xmin`), which the bench turns on once."""
+    postgres = Postgres(tmp_path / "postgres")
+    try:
+        commit_timestamps_on(postgres)
+        restarted = postgres.postmaster_pid()
+        commit_timestamps_on(postgres)  # already on: no second restart
+        assert postgres.postmaster_pid() == restarted
+        engine = create_engine(postgres.url().replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            with engine.begin() as connection:
+                connection.execute(text("CREATE TABLE ledger (id int)"))
+            before = time.time()
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO ledger VALUES (1)"))
+                time.sleep(0.2)  # the commit comes after this, not when the statement ran
+            after = time.time()
+            with engine.connect() as connection:
+                committed = connection.execute(
+                    text("SELECT pg_xact_commit_timestamp(xmin) FROM ledger")
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        assert before + 0.2 <= committed.timestamp() <= after
+    finally:
+        postgres.stop()
