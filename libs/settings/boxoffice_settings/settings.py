@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     redis_tls: bool = False
     # The master's name when REDIS_URL is a sentinel:// URL (ignored otherwise).
     redis_sentinel_master: str = Field(default="mymaster", min_length=1)
+    # Connections in each SQLAlchemy pool (as many again in overflow); the API also runs at
+    # most this many sync handlers at once (boxoffice_booking.app.lifespan).
     db_pool_size: int = Field(default=10, ge=1)
 
     # Holds

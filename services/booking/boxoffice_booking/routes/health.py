@@ -13,8 +13,9 @@ router = SessionRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def read_health() -> Health:
-    """The process is up; says nothing of its dependencies."""
+async def read_health() -> Health:
+    """The process is up; says nothing of its dependencies. On the event loop: a probe never
+    waits for a thread that busy handlers hold (their number is the pool's, app.lifespan)."""
     return Health(status="ok")
 
 
