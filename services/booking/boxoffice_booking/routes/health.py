@@ -12,10 +12,11 @@ from boxoffice_booking.schemas import Health
 router = SessionRouter(tags=["health"])
 
 
+# On the event loop: a probe never waits for a thread that busy handlers hold (there are as
+# many as the pool has connections: app.lifespan).
 @router.get("/healthz")
 async def read_health() -> Health:
-    """The process is up; says nothing of its dependencies. On the event loop: a probe never
-    waits for a thread that busy handlers hold (their number is the pool's, app.lifespan)."""
+    """The process is up; says nothing of its dependencies."""
     return Health(status="ok")
 
 
