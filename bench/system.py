@@ -84,6 +84,9 @@ class Infrastructure:
             self.postgres._server.psql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE);')
         except Exception as exc:  # a leftover database is harmless; say so and go on
             print(f"could not drop {self.database}: {exc}", file=sys.stderr)
+        # Also a postmaster that `commit_timestamps_on` restarted, which embedded_postgres
+        # does not watch: none is left running after the bench.
+        self.postgres.stop()
 
 
 def start_infrastructure() -> Infrastructure:
