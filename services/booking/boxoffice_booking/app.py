@@ -50,7 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Sync handlers run on as many threads as the pool has connections. Each needs one, and
     # with anyio's default 40 threads those beyond the pool only waited for a connection (or
     # took an overflow one) while PostgreSQL ran more transactions at once: its CPU per
-    # payment under `make bench` was 2.4-3.1 ms with 40 threads and 1.9-2.2 ms with 10.
+    # payment under `make bench` was 2.2-3.1 ms with 40 threads and 1.5-2.2 ms with 8-10.
     # Liveness (`/healthz`) is async, so it never queues behind them.
     anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
     runtime = AsyncRuntime.from_settings(settings)
