@@ -527,6 +527,17 @@ def test_one_trace_covers_http_outbox_relay_worker_and_smtp(observed: Observed) 
     )
     assert run["attributes"]["messaging.message.id"]
     assert any(s["name"].startswith(("SELECT", "UPDATE", "INSERT")) for s in in_trace), names
+    # The notifier claims and marks the delivery on kept cursors (boxoffice_db.kept), outside
+    # SQLAlchemy's events: their own cursors make those spans, in the task's trace.
+    delivery_sql = [
+        s["attributes"]["db.statement"]
+        for s in in_trace
+        if s["resource"]["attributes"]["service.name"] == "boxoffice-notifier"
+        and s["kind"] == "SpanKind.CLIENT"
+        and "deliveries" in s["attributes"].get("db.statement", "")
+    ]
+    assert any("INSERT INTO deliveries" in sql for sql in delivery_sql), delivery_sql
+    assert any(sql.startswith("UPDATE deliveries") for sql in delivery_sql), delivery_sql
     # Parent links hold the chain together: every span but the root has its parent in the trace.
     ids = {s["context"]["span_id"] for s in in_trace}
     orphans = [s["name"] for s in in_trace if s["parent_id"] and s["parent_id"] not in ids]

@@ -196,6 +196,13 @@ def trace_sqlalchemy(engine: Engine) -> None:
     if not (tracing_enabled() and spans_recorded()) or getattr(engine, "_boxoffice_traced", False):
         return
     engine._boxoffice_traced = True  # type: ignore[attr-defined]
+    # Statements run on kept cursors (boxoffice_db.kept) bypass these events: their cursors
+    # make the same spans themselves.
+    from boxoffice_db.kept import use_cursor_class
+
+    from boxoffice_telemetry.pg_async import TracedCursor
+
+    use_cursor_class(engine, TracedCursor)
     database = engine.url.database or ""
     system = engine.dialect.name
 

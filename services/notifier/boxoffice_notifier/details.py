@@ -73,7 +73,7 @@ def booking_details(row: tuple[Any, ...]) -> BookingDetails:
     return BookingDetails(
         booking_id=id_,
         reference=reference,
-        status=status.value,
+        status=str(status),  # the enum's text, as PostgreSQL returns it
         email=email,
         phone=phone,
         sms_opt_out=sms_opt_out,

@@ -1,5 +1,8 @@
 """The notifier's SQL: deliveries, the booking details a message tells, reminder claims and the
 daily report's figures. The modules beside it keep the rules; they call these functions.
+
+The delivery's statements run once per message, so they run on kept cursors
+(`boxoffice_db.kept`): written with SQLAlchemy, compiled once, executed by psycopg.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from boxoffice_db import kept
+from boxoffice_db.kept import DriverStatement
 from boxoffice_db.models import (
     Booking,
     BookingReminder,
@@ -25,7 +30,6 @@ from sqlalchemy import (
     Connection,
     Row,
     String,
-    Update,
     bindparam,
     func,
     literal,
@@ -57,6 +61,7 @@ _inserted = insert(Delivery).values(
     event_id=bindparam("event_id"),
     channel=bindparam("channel"),
     status="pending",
+    attempts=0,
     kind=bindparam("kind"),
     booking_id=bindparam("booking_id"),
 )
@@ -64,27 +69,30 @@ _LOCK = _inserted.on_conflict_do_update(
     index_elements=[Delivery.event_id, Delivery.channel],
     set_={"status": Delivery.status, "updated_at": Delivery.updated_at},
 ).returning(Delivery.status)
+_LOCK_SQL = DriverStatement.of(_LOCK)
 
 
 def lock_delivery(connection: Connection, key: DeliveryKey) -> str:
     """Insert the delivery row if new, lock it, and return its status."""
-    status: str = connection.execute(
-        _LOCK,
+    [status] = _one(
+        connection,
+        _LOCK_SQL,
         {
             "event_id": key.event_id,
             "channel": key.channel,
             "kind": key.kind,
             "booking_id": key.booking_id,
         },
-    ).scalar_one()
-    return status
+    )
+    return str(status)
 
 
 def set_delivery(
     connection: Connection, key: DeliveryKey, *, count_attempt: bool = False, **values: Any
 ) -> None:
     """Update the locked delivery's `values` (and count an attempt)."""
-    connection.execute(
+    kept.execute(
+        connection,
         _update(tuple(sorted(values)), count_attempt),
         {
             "key_event_id": key.event_id,
@@ -94,14 +102,23 @@ def set_delivery(
     )
 
 
+def _one(
+    connection: Connection, statement: DriverStatement, params: dict[str, Any]
+) -> tuple[Any, ...]:
+    row: tuple[Any, ...] | None = kept.execute(connection, statement, params).fetchone()
+    if row is None:
+        raise LookupError("the delivery's statement returned no row")
+    return row
+
+
 @functools.lru_cache(maxsize=32)
-def _update(columns: tuple[str, ...], count_attempt: bool) -> Update:
+def _update(columns: tuple[str, ...], count_attempt: bool) -> DriverStatement:
     """UPDATE of `columns` (bound by name) on one delivery, built once per set of columns."""
     # Parameters named apart from the columns, which SQLAlchemy keeps for itself.
     values: dict[str, Any] = {column: bindparam(f"new_{column}") for column in columns}
     if count_attempt:
         values["attempts"] = Delivery.attempts + 1
-    return (
+    return DriverStatement.of(
         update(Delivery)
         .where(
             Delivery.event_id == bindparam("key_event_id"),
@@ -152,8 +169,8 @@ _DETAILS = (
 # details (both bind `booking_id`) joined to it, NULLs when there is no such booking.
 _LOCKED = _LOCK.cte("locked")
 _DETAILS_OF = _DETAILS.subquery("details")
-_LOCK_AND_DETAILS = select(_LOCKED.c.status, *_DETAILS_OF.c).select_from(
-    _LOCKED.outerjoin(_DETAILS_OF, true())
+_LOCK_AND_DETAILS = DriverStatement.of(
+    select(_LOCKED.c.status, *_DETAILS_OF.c).select_from(_LOCKED.outerjoin(_DETAILS_OF, true()))
 )
 
 
@@ -165,7 +182,8 @@ def lock_delivery_with_booking(
     the statement's start (one snapshot), before any wait for the row lock."""
     if key.booking_id is None:
         return lock_delivery(connection, key), None
-    status, *details = connection.execute(
+    status, *details = _one(
+        connection,
         _LOCK_AND_DETAILS,
         {
             "event_id": key.event_id,
@@ -173,7 +191,7 @@ def lock_delivery_with_booking(
             "kind": key.kind,
             "booking_id": key.booking_id,
         },
-    ).one()
+    )
     return status, None if details[0] is None else tuple(details)
 
 
