@@ -95,9 +95,14 @@ def test_the_delivery_statements_read_and_write_each_delivery_on_one_kept_cursor
 
 def test_a_kept_statement_is_part_of_sqlalchemys_transaction(stack: Stack) -> None:
     key = DeliveryKey(uuid.uuid4(), "email", "booking_confirmed", None)
-    with pytest.raises(RuntimeError, match="after the claim"), connection_scope() as connection:
-        assert repository.lock_delivery(connection, key) == "pending"
-        raise RuntimeError("after the claim")
+
+    def claim_then_fail() -> None:
+        with connection_scope() as connection:
+            assert repository.lock_delivery(connection, key) == "pending"
+            raise RuntimeError("after the claim")
+
+    with pytest.raises(RuntimeError, match="after the claim"):
+        claim_then_fail()
     assert _status(key) is None
     with connection_scope() as connection:
         assert repository.lock_delivery(connection, key) == "pending"
@@ -138,12 +143,16 @@ def test_failures_reach_the_retry_policy_as_sqlalchemys_errors(stack: Stack) -> 
 
     # The server drops the connection (a restart, a failover): transient, and the pool hands
     # out a working connection next time.
-    with pytest.raises(sqlalchemy.exc.OperationalError) as lost, connection_scope() as c:
-        pid = c.execute(text("SELECT pg_backend_pid()")).scalar_one()
-        with get_engine().connect() as killer:
-            killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            killer.commit()
-        kept.execute(c, _INSERT, {"event_id": uuid.uuid4()})
+    def insert_on_a_dropped_connection() -> None:
+        with connection_scope() as c:
+            pid = c.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with get_engine().connect() as killer:
+                killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                killer.commit()
+            kept.execute(c, _INSERT, {"event_id": uuid.uuid4()})
+
+    with pytest.raises(sqlalchemy.exc.OperationalError) as lost:
+        insert_on_a_dropped_connection()
     assert lost.value.connection_invalidated
     assert classify(lost.value) is Verdict.TRANSIENT
     again = uuid.uuid4()
