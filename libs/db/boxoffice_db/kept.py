@@ -82,7 +82,12 @@ def execute(
     kept: dict[str, psycopg.Cursor[Any]] = pooled.info.setdefault(_KEPT, {})
     cursor_class = _cursor_classes.get(connection.engine, psycopg.Cursor)
     cursor = kept.get(statement.sql)
-    if cursor is None or cursor.closed or type(cursor) is not cursor_class:
+    if (
+        cursor is None
+        or cursor.closed
+        or cursor.connection is not driver
+        or type(cursor) is not cursor_class
+    ):
         cursor = kept[statement.sql] = cursor_class(driver)
     try:
         return cursor.execute(statement.sql, {**statement.constants, **params})
