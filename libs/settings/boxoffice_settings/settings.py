@@ -200,6 +200,9 @@ class Settings(BaseSettings):
     # Notifier: per-channel thread pools (sending is I/O-bound), provider rate limits shared
     # through Redis, retries with capped exponential backoff. 32 email threads was the best
     # of 1-64 in `make bench-notifier` (100 ms SMTP latency); SMS is bounded by its rate limit.
+    # A pod sends at most about threads / SMTP round trip emails/s; threads beyond that cost
+    # CPU in GIL hand-offs: against a relay answering in about a millisecond, 8 threads used
+    # 9 % less CPU per email than 32 (three bench pairs, docs/benchmarks.md, ninth session).
     notifier_email_concurrency: int = Field(default=32, ge=1)
     notifier_sms_concurrency: int = Field(default=8, ge=1)
     smtp_rate_per_second: float = Field(default=20.0, gt=0)
