@@ -56,7 +56,8 @@ def test_the_delivery_statements_read_and_write_each_delivery_on_one_kept_cursor
         DeliveryKey(uuid.uuid4(), "sms", "booking_confirmed", held),
         DeliveryKey(uuid.uuid4(), "email", "booking_confirmed", uuid.uuid4()),  # no such booking
     ]
-    cursors: set[int] = set()
+    # Each DBAPI connection's cursor for the claim, every time the claim ran on it.
+    claim_cursors: dict[int, list[int]] = {}
     # More runs than psycopg's threshold for preparing a statement on the server.
     for _ in range(3):
         for key in keys:
@@ -66,7 +67,9 @@ def test_the_delivery_statements_read_and_write_each_delivery_on_one_kept_cursor
                 repository.set_delivery(
                     connection, key, status="retrying", count_attempt=True, error="451 try later"
                 )
-                cursors.add(id(connection.connection.info["boxoffice_kept_cursors"]))
+                pooled = connection.connection
+                claim = pooled.info["boxoffice_kept_cursors"][repository._LOCK_AND_DETAILS.sql]
+                claim_cursors.setdefault(id(pooled.driver_connection), []).append(id(claim))
             if key.booking_id == paid:
                 assert details is not None
                 assert (details[2], details[3], details[4]) == (
@@ -84,6 +87,10 @@ def test_the_delivery_statements_read_and_write_each_delivery_on_one_kept_cursor
                 assert details[12] == ["C3"]
             else:
                 assert details is None
+    # One cursor per connection for the claim, kept across transactions (one connection at a
+    # time here, so the pool hands the same one back).
+    assert any(len(ids) > 1 for ids in claim_cursors.values()), claim_cursors
+    assert all(len(set(ids)) == 1 for ids in claim_cursors.values()), claim_cursors
     # Each run was counted once, by the statement's own `attempts + 1`.
     for key in keys:
         assert _status(key) == ("retrying", 3, "451 try later")
