@@ -8,7 +8,9 @@ same wall clock.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
+import os
 import re
 import threading
 import time
@@ -26,10 +28,16 @@ START_TIMEOUT = 30.0  # seconds for the server process to start listening
 STOP_TIMEOUT = 10.0
 
 
+# BENCH_SMTP_DELAY_MS: how long the server waits before it accepts each email, to stand for a
+# relay that far away (0: it answers at once, as a relay next door does).
+DELAY_ENV = "BENCH_SMTP_DELAY_MS"
+
+
 class TimestampingHandler:
-    def __init__(self) -> None:
+    def __init__(self, delay_seconds: float = 0.0) -> None:
         self.lock = threading.Lock()
         self.arrivals: list[tuple[float, frozenset[str]]] = []  # (wall clock, tokens)
+        self.delay_seconds = delay_seconds
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook
         arrived = time.time()
@@ -37,6 +45,8 @@ class TimestampingHandler:
         tokens = frozenset(t.decode() for t in TOKEN.findall(content))
         with self.lock:
             self.arrivals.append((arrived, tokens))
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         return "250 OK"
 
     def count(self) -> int:
@@ -53,10 +63,10 @@ class TimestampingHandler:
         return first
 
 
-def _serve(port: int, requests: Connection) -> None:
+def _serve(port: int, requests: Connection, delay_seconds: float) -> None:
     """The server process: the SMTP server, and the parent's questions answered over a pipe
     until it says stop (or goes away)."""
-    handler = TimestampingHandler()
+    handler = TimestampingHandler(delay_seconds)
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -80,13 +90,15 @@ def _serve(port: int, requests: Connection) -> None:
 class Mailbox:
     """The SMTP server the notifier sends to, in a process of its own started by this one."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_seconds: float | None = None) -> None:
         self.port = free_port()
+        if delay_seconds is None:
+            delay_seconds = float(os.environ.get(DELAY_ENV) or 0) / 1000
         context = multiprocessing.get_context("spawn")
         self._requests, child = context.Pipe()
         self._lock = threading.Lock()
         self._process = context.Process(
-            target=_serve, args=(self.port, child), name="bench-mailbox", daemon=True
+            target=_serve, args=(self.port, child, delay_seconds), name="bench-mailbox", daemon=True
         )
 
     def start(self) -> Mailbox:

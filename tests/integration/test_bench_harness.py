@@ -126,6 +126,26 @@ def test_mailbox_times_each_email_by_the_booking_it_mentions() -> None:
         mailbox.stop()
 
 
+def test_mailbox_can_answer_as_a_distant_relay() -> None:
+    """With a delay (BENCH_SMTP_DELAY_MS), each email is accepted only after it: the sender
+    waits as it would on a relay that far away, and the arrival is still timed on receipt."""
+    mailbox = Mailbox(delay_seconds=0.3).start()
+    try:
+        message = EmailMessage()
+        message["From"], message["To"] = "a@example.com", "b@example.com"
+        message["Subject"] = "Booking R8WX4N2C confirmed: Amélie, Salle Étoile"
+        message.set_content("Sièges A1, A2")
+        with smtplib.SMTP("127.0.0.1", mailbox.port, timeout=10) as smtp:
+            started = time.time()
+            smtp.send_message(message)
+            accepted = time.time()
+        arrivals = mailbox.first_arrivals({"R8WX4N2C"})
+        assert accepted - started >= 0.3
+        assert started <= arrivals["R8WX4N2C"] <= accepted - 0.3
+    finally:
+        mailbox.stop()
+
+
 def test_every_service_accepts_the_bench_settings(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
