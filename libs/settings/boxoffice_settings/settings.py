@@ -202,7 +202,8 @@ class Settings(BaseSettings):
     # of 1-64 in `make bench-notifier` (100 ms SMTP latency); SMS is bounded by its rate limit.
     # A pod sends at most about threads / SMTP round trip emails/s; threads beyond that cost
     # CPU in GIL hand-offs: against a relay answering in about a millisecond, 8 threads used
-    # 9 % less CPU per email than 32 (three bench pairs, docs/benchmarks.md, ninth session).
+    # 9 % less CPU per email than 32 (three bench pairs, docs/benchmarks.md, ninth session),
+    # but through a relay 100 ms away they fell behind 100 emails/s where 32 kept up (tenth).
     notifier_email_concurrency: int = Field(default=32, ge=1)
     notifier_sms_concurrency: int = Field(default=8, ge=1)
     smtp_rate_per_second: float = Field(default=20.0, gt=0)
