@@ -20,6 +20,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from boxoffice_devstack.servers import free_port
+from boxoffice_devstack.smtp_sink import OffersPipelining
 
 # Booking references are short upper-case codes; an email "is about" every such token in it,
 # so matching survives changes to the templates, subjects and headers.
@@ -31,10 +32,15 @@ STOP_TIMEOUT = 10.0
 # BENCH_SMTP_DELAY_MS: how long the server waits before it accepts each email, to stand for a
 # relay that far away (0: it answers at once, as a relay next door does).
 DELAY_ENV = "BENCH_SMTP_DELAY_MS"
+# BENCH_SMTP_PIPELINING=0: the server does not offer PIPELINING (RFC 2920), so the notifier
+# waits for each reply of the envelope, as with a relay that does not offer it. By default it
+# does, as Postfix and most relays do.
+PIPELINING_ENV = "BENCH_SMTP_PIPELINING"
 
 
-class TimestampingHandler:
-    def __init__(self, delay_seconds: float = 0.0) -> None:
+class TimestampingHandler(OffersPipelining):
+    def __init__(self, delay_seconds: float = 0.0, pipelining: bool = True) -> None:
+        self.offer_pipelining = pipelining
         self.lock = threading.Lock()
         self.arrivals: list[tuple[float, frozenset[str]]] = []  # (wall clock, tokens)
         self.delay_seconds = delay_seconds
@@ -63,10 +69,10 @@ class TimestampingHandler:
         return first
 
 
-def _serve(port: int, requests: Connection, delay_seconds: float) -> None:
+def _serve(port: int, requests: Connection, delay_seconds: float, pipelining: bool) -> None:
     """The server process: the SMTP server, and the parent's questions answered over a pipe
     until it says stop (or goes away)."""
-    handler = TimestampingHandler(delay_seconds)
+    handler = TimestampingHandler(delay_seconds, pipelining)
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -90,15 +96,20 @@ def _serve(port: int, requests: Connection, delay_seconds: float) -> None:
 class Mailbox:
     """The SMTP server the notifier sends to, in a process of its own started by this one."""
 
-    def __init__(self, delay_seconds: float | None = None) -> None:
+    def __init__(self, delay_seconds: float | None = None, pipelining: bool | None = None) -> None:
         self.port = free_port()
         if delay_seconds is None:
             delay_seconds = float(os.environ.get(DELAY_ENV) or 0) / 1000
+        if pipelining is None:
+            pipelining = os.environ.get(PIPELINING_ENV, "1") != "0"
         context = multiprocessing.get_context("spawn")
         self._requests, child = context.Pipe()
         self._lock = threading.Lock()
         self._process = context.Process(
-            target=_serve, args=(self.port, child, delay_seconds), name="bench-mailbox", daemon=True
+            target=_serve,
+            args=(self.port, child, delay_seconds, pipelining),
+            name="bench-mailbox",
+            daemon=True,
         )
 
     def start(self) -> Mailbox:

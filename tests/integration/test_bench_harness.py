@@ -146,6 +146,37 @@ def test_mailbox_can_answer_as_a_distant_relay() -> None:
         mailbox.stop()
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_mailbox_offers_pipelining_unless_told_not_to(pipelining: bool) -> None:
+    """By default the bench's relay offers PIPELINING, as Postfix does, and the notifier's
+    sender pipelines its envelope to it; BENCH_SMTP_PIPELINING=0 turns the offer off."""
+    from boxoffice_notifier.smtp import SmtpSender
+    from boxoffice_settings import Settings
+
+    mailbox = Mailbox(pipelining=pipelining).start()
+    try:
+        with smtplib.SMTP("127.0.0.1", mailbox.port, timeout=10) as smtp:
+            smtp.ehlo()
+            assert smtp.has_extn("pipelining") is pipelining
+        sender = SmtpSender(
+            Settings(
+                database_url="postgresql://unused",
+                redis_url="redis://unused",
+                smtp_host="127.0.0.1",
+                smtp_port=mailbox.port,
+            )
+        )
+        message = EmailMessage()
+        message["From"], message["To"] = "billetterie@example.com", "zoe@example.com"
+        message["Subject"] = "Booking Q3ZT8K1V confirmée : Les Enfants du paradis"
+        message.set_content("Sièges B4, B5")
+        sender.send(message)
+        sender.close()
+        assert list(mailbox.first_arrivals({"Q3ZT8K1V"})) == ["Q3ZT8K1V"]
+    finally:
+        mailbox.stop()
+
+
 def test_every_service_accepts_the_bench_settings(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,11 +24,12 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from boxoffice_devstack.servers import free_port, stop_process, wait_for_start
+from boxoffice_devstack.smtp_sink import OffersPipelining
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class _StoringHandler:
+class _StoringHandler(OffersPipelining):
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.count = 0

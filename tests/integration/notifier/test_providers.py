@@ -19,7 +19,7 @@ from boxoffice_settings import Settings
 from pydantic import SecretStr
 
 from tests.support.sms_gateway import SmsGatewayServer
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import SmtpServer, WithholdingServer
 
 
 def settings(**changes: Any) -> Settings:
@@ -67,9 +67,11 @@ def start_smtp() -> Iterator[Callable[..., SmtpServer]]:
         server.stop()
 
 
-@pytest.fixture
-def plain_smtp(start_smtp: Callable[..., SmtpServer]) -> SmtpServer:
-    return start_smtp()
+@pytest.fixture(params=[False, True], ids=["lockstep", "pipelining"])
+def plain_smtp(start_smtp: Callable[..., SmtpServer], request: pytest.FixtureRequest) -> SmtpServer:
+    """A plain server, once waiting for each reply (no PIPELINING offered) and once with the
+    envelope pipelined (offered, as Postfix and most relays offer it)."""
+    return start_smtp(pipelining=request.param)
 
 
 def starttls_sender(server: SmtpServer, ca_file: Path, password: str, **changes: Any) -> SmtpSender:
@@ -249,10 +251,11 @@ def international_email() -> Message:
     )
 
 
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelining"])
 def test_an_internationalised_address_is_delivered_with_smtputf8_and_an_idna_domain(
-    start_smtp: Callable[..., SmtpServer],
+    start_smtp: Callable[..., SmtpServer], pipelining: bool
 ) -> None:
-    server = start_smtp(smtputf8=True)
+    server = start_smtp(smtputf8=True, pipelining=pipelining)
     sender = SmtpSender(settings(smtp_port=server.port))
     sender.send(international_email())
     sender.close()
@@ -289,3 +292,70 @@ def test_a_non_ascii_mailbox_to_a_server_without_smtputf8_is_a_permanent_failure
         sender.send(international_email())
     sender.close()
     assert server.messages() == []
+
+
+def test_a_relay_offering_pipelining_gets_the_envelope_in_one_round_trip() -> None:
+    """The server answers no MAIL or RCPT before DATA has come: a client waiting for each reply
+    would time out. Non-ASCII mailboxes (SMTPUTF8) and a line starting with a dot go through."""
+    server = WithholdingServer().start()
+    try:
+        sender = SmtpSender(settings(smtp_port=server.port, smtp_timeout_seconds=5))
+        sender.send(international_email())
+        dotted = email(2)
+        dotted.set_content(".hidden line\nsecond line\n")
+        sender.send(dotted)
+        sender.close()
+    finally:
+        server.stop()
+    first, second = server.envelopes
+    assert first[0].startswith("MAIL FROM:<tickets@boxoffice.example> SMTPUTF8 BODY=8BITMIME")
+    assert "SIZE=" in first[0]
+    assert first[1:] == ["RCPT TO:<josé@xn--exmple-cua.com>"]
+    assert second[1:] == ["RCPT TO:<ada@example.com>"]
+    assert "xn--exmple-cua.com" in server.contents[0].decode()
+    assert b"\r\n.hidden line\r\nsecond line\r\n" in server.contents[1]
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelining"])
+def test_a_refused_sender_or_recipient_is_classified_and_the_session_stays_in_step(
+    start_smtp: Callable[..., SmtpServer], pipelining: bool
+) -> None:
+    """Every reply of a refused envelope is read before the error is raised, so the next
+    message on the same connection is answered by its own replies, pipelined or not."""
+    server = start_smtp(pipelining=pipelining)
+    server.refuse_recipient("nobody@example.com", "550 5.1.1 no such user")
+    sender = SmtpSender(settings(smtp_port=server.port))
+    server.refuse_mail_next("451 4.7.1 slow down")
+    with pytest.raises(TransientDeliveryError, match="451"):
+        sender.send(email(1))
+    lost = email(2)
+    lost.replace_header("To", "nobody@example.com")
+    with pytest.raises(PermanentDeliveryError, match="recipient refused: 550"):
+        sender.send(lost)
+    partly = email(3)
+    partly["Cc"] = "nobody@example.com"
+    sender.send(partly)  # delivered to the recipient the server took, as sendmail does
+    sender.send(email(4))
+    sender.close()
+    assert [m["Subject"] for m in server.messages()] == ["message 3", "message 4"]
+    assert [recipients for _, recipients in server.envelopes()] == [
+        ["ada@example.com"],
+        ["ada@example.com"],
+    ]
+    assert server.connections_used() == 1
+
+
+def test_data_accepted_with_every_recipient_refused_is_ended_empty() -> None:
+    """RFC 2920 lets a server answer DATA with 354 though it refused every RCPT: the client
+    ends the message at once, sends none of it, and reports the refusal."""
+    server = WithholdingServer(refuse_recipients=True).start()
+    try:
+        sender = SmtpSender(settings(smtp_port=server.port, smtp_timeout_seconds=5))
+        for n in (1, 2):
+            with pytest.raises(PermanentDeliveryError, match="recipient refused: 550"):
+                sender.send(email(n))
+        sender.close()
+    finally:
+        server.stop()
+    assert server.contents == []
+    assert server.empty_data == 2
