@@ -36,6 +36,10 @@ DELAY_ENV = "BENCH_SMTP_DELAY_MS"
 # waits for each reply of the envelope, as with a relay that does not offer it. By default it
 # does, as Postfix and most relays do.
 PIPELINING_ENV = "BENCH_SMTP_PIPELINING"
+# BENCH_SMTP_RTT_MS: the network's round trip to the relay. The notifier then reaches the
+# server through a proxy that holds every chunk, each way, for half of it, so each reply it
+# waits for costs one round trip (0: no proxy, as next door).
+RTT_ENV = "BENCH_SMTP_RTT_MS"
 
 
 class TimestampingHandler(OffersPipelining):
@@ -69,12 +73,17 @@ class TimestampingHandler(OffersPipelining):
         return first
 
 
-def _serve(port: int, requests: Connection, delay_seconds: float, pipelining: bool) -> None:
-    """The server process: the SMTP server, and the parent's questions answered over a pipe
-    until it says stop (or goes away)."""
+def _serve(
+    port: int, requests: Connection, delay_seconds: float, pipelining: bool, rtt_seconds: float
+) -> None:
+    """The server process: the SMTP server (behind a delaying proxy if `rtt_seconds`), and the
+    parent's questions answered over a pipe until it says stop (or goes away)."""
     handler = TimestampingHandler(delay_seconds, pipelining)
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    proxy = _DelayingProxy(port, free_port(), rtt_seconds / 2) if rtt_seconds else None
+    controller = Controller(handler, hostname="127.0.0.1", port=proxy.target if proxy else port)
     controller.start()
+    if proxy:
+        proxy.start()
     try:
         requests.send("ready")
         while True:
@@ -90,16 +99,82 @@ def _serve(port: int, requests: Connection, delay_seconds: float, pipelining: bo
                 requests.send(None)
                 return
     finally:
+        if proxy:
+            proxy.stop()
         controller.stop()
+
+
+class _DelayingProxy:
+    """A TCP proxy on `port` to `target` that delivers each chunk `delay` seconds after it
+    read it, in order, both ways: a link with a round trip of twice `delay`."""
+
+    def __init__(self, port: int, target: int, delay: float) -> None:
+        self.port, self.target, self.delay = port, target, delay
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._link, "127.0.0.1", self.port), self._loop
+        ).result(START_TIMEOUT)
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(STOP_TIMEOUT)
+
+    async def _link(
+        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
+    ) -> None:
+        try:
+            server_in, server_out = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            client_out.close()
+            return
+        await asyncio.gather(
+            self._carry(client_in, server_out),
+            self._carry(server_in, client_out),
+            return_exceptions=True,
+        )
+
+    async def _carry(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        in_flight: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, chunk = await in_flight.get()
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                if not chunk:
+                    break
+                sink.write(chunk)
+                await sink.drain()
+
+        delivering = asyncio.create_task(deliver())
+        try:
+            while chunk := await source.read(65536):
+                in_flight.put_nowait((loop.time() + self.delay, chunk))
+        finally:
+            in_flight.put_nowait((loop.time() + self.delay, b""))  # the end, after the rest
+            with suppress(OSError):
+                await delivering
+            sink.close()
 
 
 class Mailbox:
     """The SMTP server the notifier sends to, in a process of its own started by this one."""
 
-    def __init__(self, delay_seconds: float | None = None, pipelining: bool | None = None) -> None:
+    def __init__(
+        self,
+        delay_seconds: float | None = None,
+        pipelining: bool | None = None,
+        rtt_seconds: float | None = None,
+    ) -> None:
         self.port = free_port()
         if delay_seconds is None:
             delay_seconds = float(os.environ.get(DELAY_ENV) or 0) / 1000
+        if rtt_seconds is None:
+            rtt_seconds = float(os.environ.get(RTT_ENV) or 0) / 1000
         if pipelining is None:
             pipelining = os.environ.get(PIPELINING_ENV, "1") != "0"
         context = multiprocessing.get_context("spawn")
@@ -107,7 +182,7 @@ class Mailbox:
         self._lock = threading.Lock()
         self._process = context.Process(
             target=_serve,
-            args=(self.port, child, delay_seconds, pipelining),
+            args=(self.port, child, delay_seconds, pipelining, rtt_seconds),
             name="bench-mailbox",
             daemon=True,
         )

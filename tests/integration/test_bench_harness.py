@@ -177,6 +177,39 @@ def test_mailbox_offers_pipelining_unless_told_not_to(pipelining: bool) -> None:
         mailbox.stop()
 
 
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_mailbox_can_sit_a_round_trip_away(pipelining: bool) -> None:
+    """With a round trip (BENCH_SMTP_RTT_MS), each reply the sender waits for costs it: half
+    for the greeting, one for EHLO, then four for an email sent in lock step or two for one
+    pipelined. Only the lower bound is asserted: a busy machine can only add to it."""
+    from boxoffice_notifier.smtp import SmtpSender
+    from boxoffice_settings import Settings
+
+    rtt = 0.2
+    mailbox = Mailbox(pipelining=pipelining, rtt_seconds=rtt).start()
+    try:
+        sender = SmtpSender(
+            Settings(
+                database_url="postgresql://unused",
+                redis_url="redis://unused",
+                smtp_host="127.0.0.1",
+                smtp_port=mailbox.port,
+            )
+        )
+        message = EmailMessage()
+        message["From"], message["To"] = "kassa@example.com", "jiri@example.com"
+        message["Subject"] = "Booking H2VD7QXL confirmed: Kino Světozor, sál Velký"
+        message.set_content("Místa C7, C8")
+        started = time.monotonic()
+        sender.send(message)
+        elapsed = time.monotonic() - started
+        sender.close()
+        assert elapsed >= (1.5 + (2 if pipelining else 4)) * rtt
+        assert list(mailbox.first_arrivals({"H2VD7QXL"})) == ["H2VD7QXL"]
+    finally:
+        mailbox.stop()
+
+
 def test_every_service_accepts_the_bench_settings(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
