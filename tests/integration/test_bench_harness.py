@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from boxoffice_devstack.servers import Postgres, free_port
+from boxoffice_notifier.smtp import SmtpSender
+from boxoffice_settings import Settings
 from sqlalchemy import create_engine, text
 
 from bench.http_client import burst, encode_request
@@ -146,26 +148,28 @@ def test_mailbox_can_answer_as_a_distant_relay() -> None:
         mailbox.stop()
 
 
+def _notifier_sender(mailbox: Mailbox) -> SmtpSender:
+    """The notifier's own SMTP client, pointed at the bench's server."""
+    return SmtpSender(
+        Settings(
+            database_url="postgresql://unused",
+            redis_url="redis://unused",
+            smtp_host="127.0.0.1",
+            smtp_port=mailbox.port,
+        )
+    )
+
+
 @pytest.mark.parametrize("pipelining", [True, False])
 def test_mailbox_offers_pipelining_unless_told_not_to(pipelining: bool) -> None:
     """By default the bench's relay offers PIPELINING, as Postfix does, and the notifier's
     sender pipelines its envelope to it; BENCH_SMTP_PIPELINING=0 turns the offer off."""
-    from boxoffice_notifier.smtp import SmtpSender
-    from boxoffice_settings import Settings
-
     mailbox = Mailbox(pipelining=pipelining).start()
     try:
         with smtplib.SMTP("127.0.0.1", mailbox.port, timeout=10) as smtp:
             smtp.ehlo()
             assert smtp.has_extn("pipelining") is pipelining
-        sender = SmtpSender(
-            Settings(
-                database_url="postgresql://unused",
-                redis_url="redis://unused",
-                smtp_host="127.0.0.1",
-                smtp_port=mailbox.port,
-            )
-        )
+        sender = _notifier_sender(mailbox)
         message = EmailMessage()
         message["From"], message["To"] = "billetterie@example.com", "zoe@example.com"
         message["Subject"] = "Booking Q3ZT8K1V confirmée : Les Enfants du paradis"
@@ -182,20 +186,10 @@ def test_mailbox_can_sit_a_round_trip_away(pipelining: bool) -> None:
     """With a round trip (BENCH_SMTP_RTT_MS), each reply the sender waits for costs it: half
     for the greeting, one for EHLO, then four for an email sent in lock step or two for one
     pipelined. Only the lower bound is asserted: a busy machine can only add to it."""
-    from boxoffice_notifier.smtp import SmtpSender
-    from boxoffice_settings import Settings
-
     rtt = 0.2
     mailbox = Mailbox(pipelining=pipelining, rtt_seconds=rtt).start()
     try:
-        sender = SmtpSender(
-            Settings(
-                database_url="postgresql://unused",
-                redis_url="redis://unused",
-                smtp_host="127.0.0.1",
-                smtp_port=mailbox.port,
-            )
-        )
+        sender = _notifier_sender(mailbox)
         message = EmailMessage()
         message["From"], message["To"] = "kassa@example.com", "jiri@example.com"
         message["Subject"] = "Booking H2VD7QXL confirmed: Kino Světozor, sál Velký"
