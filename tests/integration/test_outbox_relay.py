@@ -25,11 +25,13 @@ from boxoffice_messaging.redis_client import redis_client
 from boxoffice_messaging.routes import EVENT_ROUTES, QUEUE_EMAIL, QUEUE_SMS
 from boxoffice_messaging.status_writer import StatusChange, write_changes
 from boxoffice_settings import get_settings
+from kombu.exceptions import BatchPublishError  # type: ignore[attr-defined]  # 5.7; stubs older
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from tests.support.processes import wait_until
 from tests.support.stack import Stack
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -122,6 +124,70 @@ def test_one_relay_publishes_an_aggregates_events_in_one_batch_in_order(
             )
         )
     assert ids == events
+
+
+def test_a_batch_goes_to_redis_in_one_round_trip_in_order_and_again_after_a_failed_flush(
+    stack: Stack, clean_outbox: None
+) -> None:
+    """Twelve bookings' confirmations are 24 LPUSHes (an email and an SMS task each): the
+    relay pipelines them, so the batch waits on Redis once, not once per message. The queues
+    still get each booking's tasks in the order the events were written. A flush that fails
+    rolls the batch back, and the next one sends it whole."""
+    redis = RedisServer(stack.var / "batch-redis").start()
+    proxy = TcpProxy(("127.0.0.1", redis.port)).start()
+    app = create_celery_app(
+        "test-relay",
+        get_settings().model_copy(update={"redis_url": f"redis://127.0.0.1:{proxy.port}/0"}),
+    )
+    try:
+        # The producer's connection is opened (and said hello) before the count starts.
+        stage("booking.confirmed", uuid.uuid4())
+        with session_scope() as session:
+            publish_pending(session, app, batch_size=100)
+        client = redis_client(redis.url)
+        client.delete(QUEUE_EMAIL, QUEUE_SMS)
+
+        events = []
+        for n in range(12):
+            booking = uuid.uuid4()
+            envelope = build_envelope(
+                "booking.confirmed",
+                booking,
+                events_pb2.BookingConfirmed(
+                    booking_id=str(booking), seats=[f"Ё{n}", f"座{n}"], currency="JPY"
+                ),
+            )
+            with session_scope() as session:
+                add_event(session, envelope)
+            events.append(uuid.UUID(envelope.event_id))
+        turns = proxy.client_turns
+        with session_scope() as session:
+            assert publish_pending(session, app, batch_size=100) == 12
+        # Waiting for each reply would take 24 turns; the pipeline is written in a few
+        # buffers, which Redis may start answering before the last one has arrived.
+        assert proxy.client_turns - turns <= 6, proxy.client_turns - turns
+        assert published(events) == set(events)
+        email, sms = EVENT_ROUTES["booking.confirmed"]
+        for route in (email, sms):
+            # LPUSH adds at the head and workers BRPOP from the tail: oldest last here.
+            queued = [json.loads(raw)["headers"]["id"] for raw in client.lrange(route.queue, 0, -1)]
+            assert queued[::-1] == [task_id_for(e, route) for e in events]
+
+        client.delete(QUEUE_EMAIL, QUEUE_SMS)
+        again = [stage("booking.confirmed", uuid.uuid4()) for _ in range(3)]
+        proxy.cut()
+        with pytest.raises(BatchPublishError), session_scope() as session:
+            publish_pending(session, app, batch_size=100)
+        assert published(again) == set(), "marked published though Redis never took the batch"
+        proxy.restore()
+        with session_scope() as session:
+            assert publish_pending(session, app, batch_size=100) == 3
+        assert published(again) == set(again)
+        queued = [json.loads(raw)["headers"]["id"] for raw in client.lrange(QUEUE_EMAIL, 0, -1)]
+        assert queued[::-1] == [task_id_for(e, email) for e in again]
+    finally:
+        proxy.stop()
+        redis.stop()
 
 
 def test_relay_waits_out_a_redis_outage_and_loses_nothing(stack: Stack, clean_outbox: None) -> None:

@@ -2,6 +2,10 @@
 
 `cut()` closes every open connection and refuses new ones (accepted, then closed at once: what
 a client sees while the server restarts); `restore()` forwards again.
+
+`client_turns` counts the times a client spoke after the server had answered it (its first
+bytes on a connection included): a client that waits for each reply takes one turn per
+command, a pipelining client about one per pipeline.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._cut = False
         self._stopped = False
+        self.client_turns = 0
+        # Whether the last bytes on each client's connection came from the server.
+        self._answered: dict[socket.socket, bool] = {}
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
     def start(self) -> TcpProxy:
@@ -47,8 +54,9 @@ class TcpProxy:
             server.settimeout(None)
             with self._lock:
                 self._sockets |= {client, server}
+                self._answered[client] = True
             for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(src, dst, client), daemon=True).start()
 
     def _connect(self) -> socket.socket:
         if isinstance(self.upstream, str):
@@ -57,9 +65,15 @@ class TcpProxy:
             return server
         return socket.create_connection(self.upstream, timeout=5)
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, client: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                with self._lock:
+                    if src is not client:
+                        self._answered[client] = True
+                    elif self._answered.get(client):
+                        self._answered[client] = False
+                        self.client_turns += 1
                 dst.sendall(data)
         except OSError:
             pass
@@ -70,6 +84,7 @@ class TcpProxy:
         with self._lock:
             for sock in sockets:
                 self._sockets.discard(sock)
+                self._answered.pop(sock, None)
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):

@@ -210,7 +210,11 @@ def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
     ]
     if task_rows:
         session.connection().execute(_ADD_TASK_ROWS, task_rows)
-    with app.producer_or_acquire() as producer:
+    # One Redis round trip for the whole batch: kombu's publish batch pipelines the LPUSHes
+    # (in order, so each booking's events keep theirs) and sends them when the block ends.
+    # Its flush is not retried: a failure raises, this transaction rolls back and the relay
+    # sends the batch again, as after any failed publish.
+    with app.producer_or_acquire() as producer, producer.batch():
         for row in ready:
             with span_from_carrier(
                 f"outbox publish {row.event_type}",
