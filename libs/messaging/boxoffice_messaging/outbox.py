@@ -6,17 +6,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from boxoffice.messaging.v1.envelope_pb2 import Envelope
 from boxoffice_contracts.envelope import EventPayload, build_envelope, to_json
+from boxoffice_db import kept
+from boxoffice_db.kept import DriverStatement
 from boxoffice_db.models import OutboxEvent, TaskRecord, TaskStatus
 from boxoffice_telemetry.tracing import current_trace_context, span_from_carrier
 from celery import Celery, group
 from kombu import Producer
 from prometheus_client import Counter, Histogram
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
 from boxoffice_messaging.routes import EVENT_ROUTES, Route
@@ -150,6 +152,55 @@ _ADD_TASK_ROWS = _task_rows.on_conflict_do_update(
 )
 
 
+_outbox = OutboxEvent.__table__
+# The batch, locked with SKIP LOCKED, and for each row whether it may go now: no older unsent
+# event of its aggregate outside the batch (one locked by another relay). One statement: the
+# CTE locks once (MATERIALIZED) and both of its uses read the same rows.
+_batch = (
+    select(
+        _outbox.c.id,
+        _outbox.c.event_id,
+        _outbox.c.event_type,
+        _outbox.c.aggregate_id,
+        _outbox.c.payload,
+        _outbox.c.created_at,
+    )
+    .where(_outbox.c.published_at.is_(None))
+    .order_by(_outbox.c.id)
+    .limit(bindparam("batch_size"))
+    .with_for_update(skip_locked=True)
+    .cte("batch")
+    .prefix_with("MATERIALIZED")
+)
+_older = _outbox.alias("older")
+_blocked = (
+    select(_older.c.id)
+    .where(
+        _older.c.published_at.is_(None),
+        _older.c.aggregate_id == _batch.c.aggregate_id,
+        _older.c.id < _batch.c.id,
+        _older.c.id.not_in(select(_batch.c.id)),
+    )
+    .exists()
+)
+_LOCK_BATCH = DriverStatement.of(select(_batch, ~_blocked).order_by(_batch.c.id))
+_MARK_PUBLISHED = DriverStatement.of(
+    update(OutboxEvent)
+    .where(OutboxEvent.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    .values(published_at=bindparam("published_at"), attempts=OutboxEvent.attempts + 1)
+)
+
+
+class _Pending(NamedTuple):
+    id: int
+    event_id: uuid.UUID
+    event_type: str
+    aggregate_id: uuid.UUID
+    payload: dict[str, Any]
+    created_at: datetime
+    ready: bool
+
+
 def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
     """Publish up to `batch_size` unsent events, in order per aggregate, and mark them sent.
 
@@ -160,32 +211,14 @@ def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
     before the commit re-sends the batch; consumers deduplicate by event id.
     Returns how many rows were examined, so the caller knows whether more may be waiting.
     """
-    rows = session.scalars(
-        select(OutboxEvent)
-        .where(OutboxEvent.published_at.is_(None))
-        .order_by(OutboxEvent.id)
-        .limit(batch_size)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if not rows:
-        return 0
-    locked_ids = [row.id for row in rows]
-    blockers = dict(
-        session.execute(
-            select(OutboxEvent.aggregate_id, func.min(OutboxEvent.id))
-            .where(
-                OutboxEvent.published_at.is_(None),
-                OutboxEvent.aggregate_id.in_({row.aggregate_id for row in rows}),
-                OutboxEvent.id.not_in(locked_ids),
-            )
-            .group_by(OutboxEvent.aggregate_id)
-        ).all()
-    )
-    ready = [
-        row
-        for row in rows
-        if row.aggregate_id not in blockers or row.id < blockers[row.aggregate_id]
+    # Two statements on kept cursors (boxoffice_db.kept): through the ORM, loading the batch,
+    # its blockers and the update cost more client CPU than the publishing, on every poll.
+    connection = session.connection()
+    rows = [
+        _Pending(*row)
+        for row in kept.execute(connection, _LOCK_BATCH, {"batch_size": batch_size}).fetchall()
     ]
+    ready = [row for row in rows if row.ready]
     if not ready:
         return 0
     # The tasks' rows are written before their messages exist. Written after publishing, a
@@ -209,7 +242,7 @@ def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
         for route in EVENT_ROUTES.get(row.event_type, ())
     ]
     if task_rows:
-        session.connection().execute(_ADD_TASK_ROWS, task_rows)
+        connection.execute(_ADD_TASK_ROWS, task_rows)
     # One Redis round trip for the whole batch: kombu's publish batch pipelines the LPUSHes
     # (in order, so each booking's events keep theirs) and sends them when the block ends.
     # Its flush is not retried: a failure raises, this transaction rolls back and the relay
@@ -222,10 +255,10 @@ def publish_pending(session: Session, app: Celery, batch_size: int) -> int:
                 attributes={"boxoffice.event_type": row.event_type},
             ):
                 publish_event(app, row.event_type, row.payload, row.event_id, producer)
-    session.execute(
-        update(OutboxEvent)
-        .where(OutboxEvent.id.in_([row.id for row in ready]))
-        .values(published_at=datetime.now(UTC), attempts=OutboxEvent.attempts + 1)
+    kept.execute(
+        connection,
+        _MARK_PUBLISHED,
+        {"ids": [row.id for row in ready], "published_at": datetime.now(UTC)},
     )
     now = datetime.now(UTC)
     for row in ready:
