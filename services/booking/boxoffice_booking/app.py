@@ -20,6 +20,7 @@ from boxoffice_booking.hold_guard import HoldGuardMiddleware, ReservedHoldMiddle
 from boxoffice_booking.idempotency import IdempotencyMiddleware
 from boxoffice_booking.limits import BodyLimitMiddleware
 from boxoffice_booking.openapi import install_openapi, operation_id
+from boxoffice_booking.payment_path import PaymentMiddleware
 from boxoffice_booking.problems import OutageMiddleware, install_problem_handlers
 from boxoffice_booking.request_ids import RequestIdMiddleware
 from boxoffice_booking.routes import bookings, health, payments, showtimes, tasks, venues
@@ -77,6 +78,8 @@ def create_app() -> FastAPI:
     # the Idempotency-Key is claimed (see boxoffice_booking.limits and .auth).
     # A hold the guard reserved is answered here, without FastAPI's routing and dependencies.
     app.add_middleware(ReservedHoldMiddleware)
+    # A payment too (boxoffice_booking.direct says why and how).
+    app.add_middleware(PaymentMiddleware)
     app.add_middleware(IdempotencyMiddleware)
     # A hold's losers are turned away before the Idempotency-Key claim (its two writes).
     app.add_middleware(HoldGuardMiddleware)

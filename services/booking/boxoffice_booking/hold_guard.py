@@ -29,18 +29,16 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from typing import Any
 
 from boxoffice_bookings.errors import InvalidSeats
 from boxoffice_bookings.holds import HoldRequest
 from boxoffice_settings import get_settings
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import Headers
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from boxoffice_booking import direct
 from boxoffice_booking.auth import (
     PRINCIPAL,
     RATE_CHARGED,
@@ -49,6 +47,7 @@ from boxoffice_booking.auth import (
     rate_limited,
 )
 from boxoffice_booking.deps import BORROWS_CONNECTION, runtime_of
+from boxoffice_booking.direct import answer_failure, send_json
 from boxoffice_booking.idempotency import HEADER, valid_key
 from boxoffice_booking.idempotency_repository import has_live_record
 from boxoffice_booking.limits import read_body
@@ -105,7 +104,7 @@ class HoldGuardMiddleware:
         body = await read_body(receive)
         if body is None:
             return
-        replay = _replay(body, receive)
+        replay = direct.replay(body, receive)
         settings = get_settings()
         try:
             hold = hold_request(BookingCreate.model_validate_json(body), principal, settings)
@@ -223,49 +222,13 @@ class ReservedHoldMiddleware:
         try:
             booking = await hold_for(scope, runtime_of(scope["app"]), hold)
         except Exception as exc:
-            handler = _exception_handler(scope, exc)
-            if handler is None:
-                raise
-            response: Response = await handler(Request(scope, receive), exc)
-            await response(scope, receive, send)
+            await answer_failure(scope, receive, send, exc)
             return
-        body = _BOOKING_JSON.dump_json(booking_public(booking), by_alias=True)
-        headers = [
-            (b"content-length", str(len(body)).encode()),
-            (b"content-type", b"application/json"),
-            (b"location", f"/v1/bookings/{booking.id}".encode()),
-        ]
-        await send({"type": "http.response.start", "status": 201, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-def _exception_handler(scope: Scope, exc: Exception) -> Any:
-    """The app's handler for `exc`, as Starlette's ExceptionMiddleware finds it (by class,
-    most specific first); None for what only the outermost error middleware answers."""
-    handlers = scope["app"].exception_handlers
-    for cls in type(exc).__mro__:
-        if cls is Exception:
-            return None
-        if cls in handlers:
-            return handlers[cls]
-    return None
+        location = f"/v1/bookings/{booking.id}"
+        await send_json(send, 201, _BOOKING_JSON, booking_public(booking), location)
 
 
 @functools.cache
 def hold_route() -> BaseRoute | None:
     """The APIRoute of the bookings router (the app's own routes are included routers)."""
     return next((r for r in router.routes if getattr(r, "endpoint", None) is create_booking), None)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that gives the body read here, then whatever the client sends next."""
-    delivered = False
-
-    async def replay() -> Message:
-        nonlocal delivered
-        if delivered:
-            return await receive()
-        delivered = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay

@@ -15,6 +15,7 @@ from boxoffice_bookings.errors import (
     ShowtimeNotFound,
 )
 from boxoffice_bookings.payments import Settled
+from boxoffice_db.engine import get_sessionmaker
 from boxoffice_db.models import Booking, BookingStatus, Payment, SeatState
 from boxoffice_settings import Settings
 from fastapi import Query, Request, Response
@@ -279,7 +280,6 @@ async def create_payment(
     booking_id: uuid.UUID,
     body: PaymentCreate,
     principal: WriterDep,
-    session: SessionDep,
     runtime: RuntimeDep,
     response: Response,
 ) -> PaymentPublic:
@@ -288,37 +288,57 @@ async def create_payment(
     A payment captured after the hold lapsed re-acquires the seats if they are still free;
     if not, it is refunded at once and the answer is a 409 `hold-expired`.
     """
+    public, reused = await pay_for(runtime, principal, booking_id, body)
+    if reused:
+        response.status_code = 200
+    response.headers["Location"] = payments_location(booking_id)
+    return public
 
-    def pay() -> tuple[payments.PaymentResult, PaymentPublic]:
-        # One thread-pool job from the locked read to the answer's fields, and the session's
-        # transaction ended in it (a sync handler cost three jobs: the handler, FastAPI's
-        # validation of its answer, the session's close).
-        try:
-            result = payments.start_payment(
-                session,
-                booking_id,
-                body.provider,
-                body.outcome,
-                may_pay=lambda owner: may_act(principal, owner),
-            )
-            session.commit()
-            # Refunds are asked of the provider after the commit; one that fails stays pending
-            # and the reaper's reconciliation settles it.
-            if result.settlement.refund_ids:
-                refunds.execute_refunds(result.settlement.refund_ids)
-                session.refresh(result.payment)  # what the refund recorded
-            return result, PaymentPublic(
-                **payment_summary(result.payment).model_dump(),
-                checkout=dict(result.checkout),
-                booking=booking_public(result.booking),
-            )
-        finally:
-            if session.in_transaction():
-                session.rollback()
 
-    result, public = await run_in_threadpool(pay)
+def payments_location(booking_id: uuid.UUID) -> str:
+    return f"/v1/bookings/{booking_id}/payments"
+
+
+async def pay_for(
+    runtime: AsyncRuntime, principal: Principal, booking_id: uuid.UUID, body: PaymentCreate
+) -> tuple[PaymentPublic, bool]:
+    """`create_payment`'s own code (also run without FastAPI, `payment_path`): the answer, and
+    whether it is an order already in progress (a 200, not a 201)."""
+
+    def pay() -> tuple[payments.PaymentResult, PaymentPublic, uuid.UUID]:
+        # One thread-pool job from the session's start to the answer's fields, the session's
+        # transaction ended and the session closed in it (a sync handler with a session
+        # dependency cost three jobs: the handler, FastAPI's validation of its answer, the
+        # session's close).
+        with get_sessionmaker()() as session:
+            try:
+                result = payments.start_payment(
+                    session,
+                    booking_id,
+                    body.provider,
+                    body.outcome,
+                    may_pay=lambda owner: may_act(principal, owner),
+                )
+                session.commit()
+                # Refunds are asked of the provider after the commit; one that fails stays
+                # pending and the reaper's reconciliation settles it.
+                if result.settlement.refund_ids:
+                    refunds.execute_refunds(result.settlement.refund_ids)
+                    session.refresh(result.payment)  # what the refund recorded
+                public = PaymentPublic(
+                    **payment_summary(result.payment).model_dump(),
+                    checkout=dict(result.checkout),
+                    booking=booking_public(result.booking),
+                )
+                # Read here: the booking may not be loaded once its session is closed.
+                return result, public, public.booking.showtime_id
+            finally:
+                if session.in_transaction():
+                    session.rollback()
+
+    result, public, showtime_id = await run_in_threadpool(pay)
     if result.settlement.seat_changes:
-        await runtime.seat_cache.mark(result.booking.showtime_id, result.settlement.seat_changes)
+        await runtime.seat_cache.mark(showtime_id, result.settlement.seat_changes)
     if result.settled is Settled.CONFIRMED:
         CONFIRMATIONS.inc()
         REVENUE.labels(public.currency).inc(public.amount_minor)
@@ -328,10 +348,7 @@ async def create_payment(
             "taken; the payment is refunded.",
             payment_id=str(public.id),
         )
-    if result.reused:
-        response.status_code = 200
-    response.headers["Location"] = f"/v1/bookings/{booking_id}/payments"
-    return public
+    return public, result.reused
 
 
 @router.get(
