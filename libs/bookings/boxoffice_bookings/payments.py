@@ -198,9 +198,13 @@ def settle_capture(
         provider_payment_id=capture.provider_payment_id,
     ):
         return Settlement()  # this capture was settled before
-    if payment.status != PaymentStatus.REFUNDED.value:
+    # Set only what changes: a payment inserted captured (the `test` provider's) leaves the
+    # session clean, and its commit flushes nothing (a flush of no change cost about a tenth
+    # of the payment's CPU in its thread job, issue 18).
+    if payment.status not in (PaymentStatus.REFUNDED.value, PaymentStatus.SUCCEEDED.value):
         payment.status = PaymentStatus.SUCCEEDED.value
-    payment.provider_payment_id = payment.provider_payment_id or capture.provider_payment_id
+    if not payment.provider_payment_id:
+        payment.provider_payment_id = capture.provider_payment_id
     if (capture.amount_minor, capture.currency) != (payment.amount_minor, payment.currency):
         CAPTURE_MISMATCHES.labels(payment.provider).inc()
         log.error(
