@@ -131,8 +131,9 @@ def test_a_batch_goes_to_redis_in_one_round_trip_in_order_and_again_after_a_fail
 ) -> None:
     """Twelve bookings' confirmations are 24 LPUSHes (an email and an SMS task each): the
     relay pipelines them, so the batch waits on Redis once, not once per message. The queues
-    still get each booking's tasks in the order the events were written. A flush that fails
-    rolls the batch back, and the next one sends it whole."""
+    still get each booking's tasks in the order the events were written, on a Redis where no
+    queue was ever declared. A flush that fails rolls the batch back, and the next one sends it
+    whole."""
     redis = RedisServer(stack.var / "batch-redis").start()
     proxy = TcpProxy(("127.0.0.1", redis.port)).start()
     app = create_celery_app(
@@ -167,6 +168,9 @@ def test_a_batch_goes_to_redis_in_one_round_trip_in_order_and_again_after_a_fail
         # buffers, which Redis may start answering before the last one has arrived.
         assert proxy.client_turns - turns <= 6, proxy.client_turns - turns
         assert published(events) == set(events)
+        # Nothing declared a queue (kombu keeps its bindings in Redis): a task goes to the list
+        # its queue names all the same, and no worker needs to have started first.
+        assert client.keys("_kombu.binding.*") == []
         email, sms = EVENT_ROUTES["booking.confirmed"]
         for route in (email, sms):
             # LPUSH adds at the head and workers BRPOP from the tail: oldest last here.

@@ -134,10 +134,14 @@ def publish_event(
         )
         for route in EVENT_ROUTES.get(event_type, ())
     ]
+    # No queue declared per message: the broker is Redis, where a task goes to the list named
+    # by its queue (kombu's anonymous exchange) whether or not anyone declared it, and Celery's
+    # default, a cached declaration of the queue bound anew to the channel for every message,
+    # cost a fifth of this function's CPU (0.42-0.64 against 0.33-0.55 ms an event, issue 18).
     if len(signatures) > 1:
-        group(signatures).apply_async(producer=producer)
+        group(signatures).apply_async(producer=producer, declare=[])
     elif signatures:
-        signatures[0].apply_async(producer=producer)
+        signatures[0].apply_async(producer=producer, declare=[])
 
 
 # The rows of the tasks a batch will start, one statement built once and run with every row's
