@@ -36,6 +36,7 @@ from boxoffice_messaging.queues import QUEUES, purge_queue
 from boxoffice_messaging.redis_client import redis_client
 from boxoffice_telemetry.queues import queue_lengths
 from celery import Celery
+from prometheus_client.mmap_dict import MmapedDict
 
 from tests.helm.chart import NAMESPACE
 from tests.observability import mixin
@@ -402,6 +403,36 @@ def test_celery_metrics_use_celery_exporter_names_and_labels(observed: Observed)
     assert {s["metric"]["queue_name"]: s["value"][1] for s in workers} == counts
     processes = observed.prometheus.query('celery_active_process_count{queue_name="reaper"}')
     assert processes["data"]["result"][0]["value"][1] == "2"  # --concurrency=2
+
+
+def test_every_component_froze_its_startup_heap(observed: Observed) -> None:
+    """Each process, once ready, froze its startup heap out of Python's full collections
+    (boxoffice_telemetry.heap); the reaper's parent and prefork children each did."""
+
+    def frozen() -> dict[str, float]:
+        answer = observed.prometheus.query("boxoffice_gc_frozen_objects")
+        return {s["metric"]["component"]: float(s["value"][1]) for s in answer["data"]["result"]}
+
+    wait_until(
+        lambda: set(frozen()) == set(COMPONENTS) and min(frozen().values()) > 0,
+        30,
+        "every component's frozen heap scraped",
+    )
+    # Imports alone are tens of thousands of objects; a process that froze nothing reads 0.
+    assert min(frozen().values()) > 20_000, frozen()
+    # The reaper's /metrics shows the largest of its processes': each one's own is in its file.
+    pid = observed.processes["reaper"].process.pid  # type: ignore[union-attr]
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    multiproc = next(e for e in environ if e.startswith(b"PROMETHEUS_MULTIPROC_DIR="))
+    directory = Path(multiproc.split(b"=", 1)[1].decode())
+    by_process = {
+        path.name.rsplit("_", 1)[1]: value
+        for path in directory.glob("gauge_max_*.db")
+        for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))  # type: ignore[no-untyped-call]
+        if json.loads(key)[0] == "boxoffice_gc_frozen_objects"
+    }
+    assert len(by_process) >= 3, f"the parent and two children should each freeze: {by_process}"
+    assert min(by_process.values()) > 20_000, by_process
 
 
 def test_prefork_children_are_aggregated(observed: Observed) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from boxoffice_telemetry.celery import instrument_celery_producer, instrument_celery_worker
 from boxoffice_telemetry.cluster import ClusterCollector, WorkerHeartbeat
+from boxoffice_telemetry.heap import freeze_startup_heap
 from boxoffice_telemetry.metrics import (
     MULTIPROC_ENV,
     multiprocess_dir,
@@ -113,11 +114,17 @@ def setup_celery_worker(
         if configure_tracing(service):
             trace_sqlalchemy(engine())
 
+    def freeze(**_: object) -> None:
+        freeze_startup_heap()
+
     if pool in PROCESS_POOLS:
         # Export threads do not survive fork: each child sets up its own tracer provider.
         worker_process_init.connect(start_tracing, weak=False)
+        worker_process_init.connect(freeze, weak=False)
     else:
         start_tracing()
+    # Consuming, with its app, its connections and its pool built (boxoffice_telemetry.heap).
+    worker_ready.connect(freeze, weak=False)
 
 
 def cluster_collector(app: Celery, redis: Redis, is_leader: Callable[[], bool]) -> ClusterCollector:

@@ -4,11 +4,34 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import uvicorn
 from boxoffice_settings import get_settings
+from boxoffice_telemetry.heap import freeze_startup_heap
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, serve_metrics
+from fastapi import FastAPI
+
+
+def create_served_app() -> FastAPI:
+    """The app as `boxoffice-api` serves it (in each uvicorn worker): once its startup is done
+    and before it takes a request, its startup heap is frozen (boxoffice_telemetry.heap).
+    In-process tests build `create_app()` and leave the test runner's collector alone."""
+    from boxoffice_booking.app import create_app  # in the worker, not uvicorn's supervisor
+
+    app = create_app()
+    started = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with started(app):  # boxoffice_booking.app.lifespan: no state
+            freeze_startup_heap()
+            yield
+
+    app.router.lifespan_context = lifespan
+    return app
 
 
 def main() -> None:
@@ -22,7 +45,7 @@ def main() -> None:
     # /metrics on the metrics port, as the workers serve it, never on the public API port.
     serve_metrics(settings.metrics_port)
     uvicorn.run(
-        "boxoffice_booking.app:create_app",
+        "boxoffice_booking.main:create_served_app",
         factory=True,
         host=settings.api_host,
         port=settings.api_port,

@@ -25,6 +25,7 @@ from boxoffice_messaging.redis_client import redis_from_settings
 from boxoffice_messaging.retry import RetryPolicy
 from boxoffice_settings import Settings, get_settings
 from boxoffice_telemetry.domain import DeadLetterCollector
+from boxoffice_telemetry.heap import freeze_startup_heap
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.wiring import setup_producer
 from prometheus_client import Gauge
@@ -131,6 +132,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    freeze_startup_heap()
     log.info("outbox relay started")
     started = time.monotonic()
     run_relay(stop)

@@ -9,6 +9,7 @@ from types import FrameType
 from boxoffice_messaging.celery_app import create_celery_app
 from boxoffice_messaging.redis_client import redis_from_settings
 from boxoffice_settings import get_settings
+from boxoffice_telemetry.heap import freeze_startup_heap
 from boxoffice_telemetry.logs import configure_logging
 from boxoffice_telemetry.wiring import cluster_collector, setup_producer
 from celery.beat import Service
@@ -39,6 +40,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, _exit_on_signal)
     # The leader gauge (boxoffice_scheduler_leader) is set by the election as the lease moves.
     service = Service(app, max_interval=1, scheduler_cls=LeaderScheduler)
+    freeze_startup_heap()
     log.info("beat: starting")
     service.start()
     log.info("beat: stopped")
