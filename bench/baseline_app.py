@@ -2,16 +2,20 @@
 
 It validates the request with pydantic and answers 201 with a small JSON body, and does
 nothing else: no auth, no database, no Redis. `python -m bench.baseline_app` serves it with the
-booking API's uvicorn options and worker count (BOXOFFICE_API_PORT, BOXOFFICE_API_WORKERS).
+booking API's uvicorn options and worker count (BOXOFFICE_API_PORT, BOXOFFICE_API_WORKERS),
+its startup heap frozen as the API's is.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import uvicorn
+from boxoffice_telemetry.heap import freeze_startup_heap
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -38,8 +42,14 @@ class HoldEcho(BaseModel):
     status: str
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    freeze_startup_heap()  # as boxoffice_booking.main serves the API
+    yield
+
+
 def create_app() -> FastAPI:
-    app = FastAPI(title="bench baseline")
+    app = FastAPI(title="bench baseline", lifespan=lifespan)
 
     @app.post("/v1/bookings", status_code=201)
     def create_booking(body: HoldRequest) -> HoldEcho:
