@@ -120,7 +120,7 @@ def run(
             idle = PeakSampler(pids).sample()
             # The load generator's own heap out of Python's full collections, as every
             # service's (boxoffice_telemetry.heap): a full collection of it stopped the paced
-            # payments of scenario 4 for 50-100 ms, three to six times in its 30 s, and each
+            # payments of scenario 4 for 19-105 ms, three to six times in its 30 s, and each
             # stop sent the payments due meanwhile at once.
             freeze_startup_heap()
             loaded: dict[str, float] = {}

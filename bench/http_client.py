@@ -169,7 +169,7 @@ async def paced(
     """Open loop: start request i at i / rate seconds, however slowly earlier ones answer.
 
     Python's collector is off meanwhile: a full collection of what the phase piles up (its
-    tasks and replies) stopped the generator for 25-100 ms, a few times in scenario 4's 30 s,
+    tasks and replies) stopped the generator for 19-105 ms, a few times in scenario 4's 30 s,
     and the requests due meanwhile then went out at once. What it leaves is collected after.
     """
     collecting = gc.isenabled()

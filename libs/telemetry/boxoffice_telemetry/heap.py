@@ -7,7 +7,8 @@ and keeps until it exits. In each service under `make bench` (2026-12-06, two sh
 full collection walked 140,000 to 170,000 objects and stopped the process for 70 to 240 ms.
 CPython runs one whenever the objects that survived since the last one reach a quarter of the
 rest, which a service's first minute of traffic does several times. With the startup heap
-frozen (`gc.freeze()`), the same collections took 0.1 to 2 ms.
+frozen (`gc.freeze()`), the same collections took 0.1 to 2 ms (the API's 5 to 38 ms, as its
+caches fill after startup).
 
 Freezing moves every object that exists now into a permanent generation the collector never
 walks, so it is done once, when a service is ready to take work, after a collection that frees
