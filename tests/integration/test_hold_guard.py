@@ -276,17 +276,30 @@ def test_a_hold_takes_one_pooled_connection_for_its_claim_statement_and_answer(
     assert claimed_keys([f"{run}-lost"]) == set()
 
 
-def write_transactions_during(action: Callable[[], Any]) -> int:
-    """Transactions that wrote (each takes a transaction id) while `action` ran, in this
-    test's private database (nothing else writes to it meanwhile)."""
+def fewest_write_transactions(action: Callable[[int], Any], expected: int) -> int:
+    """Transactions that wrote (each takes a transaction id) while `action(attempt)` ran.
+
+    Transaction ids are the whole PostgreSQL cluster's: a write anywhere else in the test run
+    meanwhile (a batched task-status row, a process an earlier test left finishing) adds to
+    the count and never takes from it. So the action runs again, as a new `attempt`, while
+    the count is above `expected` (three times at most), and the fewest is returned: a change
+    that writes more fails every attempt.
+    """
 
     def next_xid() -> int:
         with session_scope() as session:
             return int(session.execute(text("SELECT pg_current_xact_id()::text")).scalar_one())
 
-    before = next_xid()
-    action()
-    return next_xid() - before - 1  # the second probe takes one too
+    fewest = None
+    for attempt in range(3):
+        before = next_xid()
+        action(attempt)
+        count = next_xid() - before - 1  # the second probe takes one too
+        fewest = count if fewest is None else min(fewest, count)
+        if fewest <= expected:
+            break
+    assert fewest is not None
+    return fewest
 
 
 def test_a_held_key_is_claimed_by_the_holds_own_statement(client: TestClient) -> None:
@@ -295,30 +308,43 @@ def test_a_held_key_is_claimed_by_the_holds_own_statement(client: TestClient) ->
     refusal, then the release (issue 18)."""
     showtime_id = make_catalog(client)["showtime"]["id"]
     run = uuid.uuid4().hex[:8]
-    answers: list[Any] = []
+    won: list[tuple[str, str, Any]] = []  # seat, key, answer
 
-    def won() -> None:
-        answers.append(hold(client, showtime_id, ["A6"], f"{run}-won", "jürgen@exämple.com"))
+    def hold_a_seat(attempt: int) -> None:
+        seat, key = f"A{6 + attempt}", f"{run}-won-{attempt}"
+        won.append((seat, key, hold(client, showtime_id, [seat], key, "jürgen@exämple.com")))
 
-    assert write_transactions_during(won) == 2
-    assert answers[-1].status_code == 201, answers[-1].text
-    assert claimed_keys([f"{run}-won"]) == {f"{run}-won"}
+    assert fewest_write_transactions(hold_a_seat, 2) == 2
+    seat, key, first = won[-1]
+    assert first.status_code == 201, first.text
+    assert claimed_keys([key]) == {key}
     # The answer stored: a retry is replayed (its claim, an INSERT … ON CONFLICT that finds
     # the record, takes a transaction id but changes nothing).
-    assert write_transactions_during(won) == 1
-    assert answers[-1].headers["idempotent-replayed"] == "true"
-    assert answers[-1].json() == answers[0].json()
+    replays: list[Any] = []
 
-    def lost() -> None:
-        answers.append(hold(client, showtime_id, ["A6", "A7"], f"{run}-lost", "アキラ@example.jp"))
+    def retry(_: int) -> None:
+        replays.append(hold(client, showtime_id, [seat], key, "jürgen@exämple.com"))
 
-    states, ready, _ = SeatCache._keys(uuid.UUID(showtime_id))
-    with redis_client(get_settings().redis_url) as redis:
-        redis.delete(ready, states)  # the cache cannot say: PostgreSQL refuses A6
-    assert write_transactions_during(lost) == 2
-    assert answers[-1].status_code == 409
-    assert answers[-1].json()["seats"] == ["A6"]
-    assert claimed_keys([f"{run}-lost"]) == set()
+    assert fewest_write_transactions(retry, 1) == 1
+    for replay in replays:
+        assert replay.headers["idempotent-replayed"] == "true"
+        assert replay.json() == first.json()
+
+    refused: list[tuple[str, Any]] = []  # key, answer
+
+    def lose(attempt: int) -> None:
+        states, ready, _ = SeatCache._keys(uuid.UUID(showtime_id))
+        with redis_client(get_settings().redis_url) as redis:
+            redis.delete(ready, states)  # the cache cannot say: PostgreSQL refuses the seat
+        lost_key = f"{run}-lost-{attempt}"
+        answer = hold(client, showtime_id, [seat, "B8"], lost_key, "アキラ@example.jp")
+        refused.append((lost_key, answer))
+
+    assert fewest_write_transactions(lose, 2) == 2
+    for lost_key, answer in refused:
+        assert answer.status_code == 409
+        assert answer.json()["seats"] == [seat]
+        assert claimed_keys([lost_key]) == set()
 
 
 def test_retries_of_one_hold_at_once_make_one_booking(client: TestClient) -> None:
