@@ -405,6 +405,14 @@ def test_celery_metrics_use_celery_exporter_names_and_labels(observed: Observed)
     assert processes["data"]["result"][0]["value"][1] == "2"  # --concurrency=2
 
 
+def reaper_multiprocess_dir(observed: Observed) -> Path:
+    """Where the reaper's processes (it re-executed itself with a private one) write samples."""
+    pid = observed.processes["reaper"].process.pid  # type: ignore[union-attr]
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    multiproc = next(e for e in environ if e.startswith(b"PROMETHEUS_MULTIPROC_DIR="))
+    return Path(multiproc.split(b"=", 1)[1].decode())
+
+
 def test_every_component_froze_its_startup_heap(observed: Observed) -> None:
     """Each process, once ready, froze its startup heap out of Python's full collections
     (boxoffice_telemetry.heap); the reaper's parent and prefork children each did."""
@@ -421,10 +429,7 @@ def test_every_component_froze_its_startup_heap(observed: Observed) -> None:
     # Imports alone are tens of thousands of objects; a process that froze nothing reads 0.
     assert min(frozen().values()) > 20_000, frozen()
     # The reaper's /metrics shows the largest of its processes': each one's own is in its file.
-    pid = observed.processes["reaper"].process.pid  # type: ignore[union-attr]
-    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    multiproc = next(e for e in environ if e.startswith(b"PROMETHEUS_MULTIPROC_DIR="))
-    directory = Path(multiproc.split(b"=", 1)[1].decode())
+    directory = reaper_multiprocess_dir(observed)
     by_process = {
         path.name.rsplit("_", 1)[1]: value
         for path in directory.glob("gauge_max_*.db")
@@ -453,10 +458,7 @@ def test_prefork_children_are_aggregated(observed: Observed) -> None:
     assert succeeded >= 10
     # Each received sweep either succeeded or is still queued in a child / expired unrun.
     assert received - 4 <= succeeded <= received
-    pid = observed.processes["reaper"].process.pid  # type: ignore[union-attr]
-    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    multiproc = next(e for e in environ if e.startswith(b"PROMETHEUS_MULTIPROC_DIR="))
-    directory = Path(multiproc.split(b"=", 1)[1].decode())
+    directory = reaper_multiprocess_dir(observed)
     writers = {p.name.rsplit("_", 1)[1] for p in directory.glob("counter_*.db")}
     assert len(writers) >= 3, f"parent and two children should write counters: {writers}"
 

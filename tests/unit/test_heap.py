@@ -15,7 +15,7 @@ PROBE = textwrap.dedent(
     """
     import gc, json, weakref
 
-    from boxoffice_telemetry.heap import FROZEN_OBJECTS, freeze_startup_heap
+    from boxoffice_telemetry.heap import freeze_startup_heap
     from prometheus_client import REGISTRY
 
 

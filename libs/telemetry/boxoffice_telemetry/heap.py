@@ -21,7 +21,6 @@ prefork pool) inherits the parent's frozen objects and freezes what it has when 
 from __future__ import annotations
 
 import gc
-import threading
 
 from prometheus_client import Gauge
 
@@ -32,15 +31,12 @@ FROZEN_OBJECTS = Gauge(
     multiprocess_mode="max",
 )
 
-_lock = threading.Lock()
-
 
 def freeze_startup_heap() -> int:
     """Collect what startup left behind, then freeze every object the process holds; returns
     how many are frozen in all. Call when the service is ready to take work."""
-    with _lock:
-        gc.collect()
-        gc.freeze()
-        frozen = gc.get_freeze_count()
+    gc.collect()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
     FROZEN_OBJECTS.set(frozen)
     return frozen
