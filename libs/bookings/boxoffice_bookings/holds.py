@@ -21,10 +21,17 @@ from boxoffice_bookings.errors import (
 )
 
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+# Each random byte picks a letter by its low five bits: 32 letters, so every one is as likely.
+_BYTE_TO_LETTER = bytes(ord(REFERENCE_ALPHABET[b % 32]) for b in range(256))
 
 
 def new_reference() -> str:
-    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
+    """Eight letters, 40 random bits, from one read of the OS's random source.
+
+    (`secrets.choice` eight times read it eight times: a `getrandom` call each, 13.5 µs a
+    hold in-process against 1 µs, and more on a busy machine.)
+    """
+    return secrets.token_bytes(8).translate(_BYTE_TO_LETTER).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
