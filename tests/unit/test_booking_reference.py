@@ -21,7 +21,8 @@ def test_references_are_eight_letters_of_the_alphabet_each_as_likely() -> None:
     references = [new_reference() for _ in range(10_000)]
     pattern = re.compile(f"[{REFERENCE_ALPHABET}]{{8}}")
     assert all(pattern.fullmatch(reference) for reference in references)
-    assert len(set(references)) == len(references)  # 40 bits: a repeat here is a broken source
+    # 40 random bits: two alike among 10,000 happen once in about 22,000 runs; ten never.
+    assert len(set(references)) > len(references) - 10
     letters = Counter("".join(references))
     assert set(letters) == set(REFERENCE_ALPHABET)
     expected = 80_000 / 32  # 2,500 each, standard deviation about 49
